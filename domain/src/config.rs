@@ -1,0 +1,119 @@
+//! Resolving the start configuration from flags and environment, with the contract's
+//! precedence, and the refusals that come before any bind.
+
+use std::net::IpAddr;
+
+use crate::endpoint::Endpoint;
+use crate::lock_error::GatewayConfigError;
+
+/// The port every profile but `dev` serves on by default.
+pub const DEFAULT_PORT: u16 = 18789;
+/// The port of the `dev` profile.
+pub const DEV_PORT: u16 = 19001;
+pub const DEFAULT_PROFILE: &str = "default";
+pub const DEV_PROFILE: &str = "dev";
+
+/// The port the profile serves on when nothing else says.
+pub fn profile_default_port(profile: &str) -> u16 {
+    if profile == DEV_PROFILE {
+        DEV_PORT
+    } else {
+        DEFAULT_PORT
+    }
+}
+
+/// `--port` > `GATEWAY_PORT` > the profile's default.
+pub fn resolve_port(flag: Option<u16>, env: Option<u16>, profile: &str) -> u16 {
+    flag.or(env)
+        .unwrap_or_else(|| profile_default_port(profile))
+}
+
+/// Why a port value is not a usable port.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortParseError {
+    #[error("invalid port \"{0}\": not a number")]
+    NotANumber(String),
+    #[error("invalid port \"{0}\": must be between 1 and 65535")]
+    OutOfRange(String),
+}
+
+/// Parses a user-given port: a decimal number from 1 to 65535.
+pub fn parse_port(text: &str) -> Result<u16, PortParseError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PortParseError::NotANumber(text.to_owned()));
+    }
+    match trimmed.parse::<u32>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        _ => Err(PortParseError::OutOfRange(text.to_owned())),
+    }
+}
+
+/// A gateway reachable from outside the host must demand a token.
+pub fn check_exposure(
+    bind: IpAddr,
+    port: u16,
+    token: Option<&str>,
+) -> Result<(), GatewayConfigError> {
+    let endpoint = Endpoint::new(bind, port);
+    let has_token = token.is_some_and(|t| !t.is_empty());
+    if endpoint.is_loopback() || has_token {
+        Ok(())
+    } else {
+        Err(GatewayConfigError::UnauthenticatedNonLoopback { endpoint })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_beats_env_beats_profile_default() {
+        assert_eq!(resolve_port(Some(1), Some(2), "dev"), 1);
+        assert_eq!(resolve_port(None, Some(2), "dev"), 2);
+        assert_eq!(resolve_port(None, None, "dev"), DEV_PORT);
+        assert_eq!(resolve_port(None, None, "default"), DEFAULT_PORT);
+    }
+
+    #[test]
+    fn ports_must_be_numbers_in_range() {
+        assert_eq!(parse_port("8080"), Ok(8080));
+        assert_eq!(parse_port("65535"), Ok(65535));
+        assert!(matches!(
+            parse_port("0"),
+            Err(PortParseError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_port("65536"),
+            Err(PortParseError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_port("99999999999"),
+            Err(PortParseError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_port("http"),
+            Err(PortParseError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_port("-1"),
+            Err(PortParseError::NotANumber(_))
+        ));
+        assert!(matches!(parse_port(""), Err(PortParseError::NotANumber(_))));
+    }
+
+    #[test]
+    fn non_loopback_without_token_is_refused() {
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let err = check_exposure(any, 5000, None).unwrap_err();
+        assert_eq!(
+            err.headline(),
+            "GatewayConfigError: refusing to bind gateway to ws://0.0.0.0:5000 without auth (set --token or GATEWAY_TOKEN)"
+        );
+        assert!(check_exposure(any, 5000, Some("")).is_err());
+        assert!(check_exposure(any, 5000, Some("s3cret")).is_ok());
+        assert!(check_exposure("::1".parse().unwrap(), 5000, None).is_ok());
+        assert!(check_exposure("127.0.0.1".parse().unwrap(), 5000, None).is_ok());
+    }
+}

@@ -1,0 +1,30 @@
+//! Who holds a port the gateway could not take, and the port that finds out.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::endpoint::Endpoint;
+use crate::identity::HealthReport;
+
+/// How long the holder of a taken port has to answer `/healthz` before it is taken
+/// for "something else". Short, because a refused start must exit within 200 ms.
+pub const HOLDER_PROBE_BUDGET: Duration = Duration::from_millis(150);
+
+/// What answered on a port the gateway could not bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// A gateway, which described itself.
+    Gateway(HealthReport),
+    /// Anything else: no answer in time, not HTTP, or not a gateway's body.
+    Unconfirmed,
+}
+
+/// Asks whoever holds a port what it is.
+#[async_trait]
+pub trait HolderProbe: Send + Sync {
+    /// MUST return within [`HOLDER_PROBE_BUDGET`] (plus scheduling slack) and MUST
+    /// return [`Holder::Unconfirmed`] on any failure: the probe never fails a start
+    /// on its own.
+    async fn identify(&self, endpoint: Endpoint) -> Holder;
+}

@@ -1,0 +1,72 @@
+//! Who a running gateway is, as it tells the world on `/healthz` and in `hello-ok`.
+
+use serde::{Deserialize, Serialize};
+
+/// The fixed facts of one gateway process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayIdentity {
+    pub pid: u32,
+    pub port: u16,
+    pub profile: String,
+    pub version: String,
+}
+
+/// The `/healthz` body (and the `health` method's payload). Field order is the
+/// contract's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    pub ok: bool,
+    pub status: String,
+    pub service: String,
+    pub pid: u32,
+    pub port: u16,
+    pub profile: String,
+    pub version: String,
+    pub uptime_ms: u64,
+}
+
+/// The `service` value by which a gateway recognises another gateway.
+pub const SERVICE_NAME: &str = "gateway";
+
+impl HealthReport {
+    /// The report of a gateway that is alive, `uptime_ms` after it started.
+    pub fn live(identity: &GatewayIdentity, uptime_ms: u64) -> Self {
+        Self {
+            ok: true,
+            status: "live".to_owned(),
+            service: SERVICE_NAME.to_owned(),
+            pid: identity.pid,
+            port: identity.port,
+            profile: identity.profile.clone(),
+            version: identity.version.clone(),
+            uptime_ms,
+        }
+    }
+
+    /// Whether a body read off some port is a gateway's: the only thing the probe
+    /// needs to decide between "another gateway" and "something else".
+    pub fn is_gateway(&self) -> bool {
+        self.service == SERVICE_NAME
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthz_body_has_the_contract_shape_and_order() {
+        let identity = GatewayIdentity {
+            pid: 42,
+            port: 5000,
+            profile: "default".into(),
+            version: "1.2.3".into(),
+        };
+        let body = serde_json::to_string(&HealthReport::live(&identity, 7)).unwrap();
+        assert_eq!(
+            body,
+            r#"{"ok":true,"status":"live","service":"gateway","pid":42,"port":5000,"profile":"default","version":"1.2.3","uptimeMs":7}"#
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! The gateway's domain: what the single-instance lock means, how a bind failure is
+//! classified, which exit code each outcome earns, and the control protocol's rules.
+//! Nothing here touches a socket, a file, a clock or a runtime.
+#![forbid(unsafe_code)]
+
+pub mod classify;
+pub mod config;
+pub mod endpoint;
+pub mod exit_code;
+pub mod holder;
+pub mod identity;
+pub mod lock_error;
+pub mod lock_policy;
+pub mod notifier;
+pub mod port_binder;
+pub mod protocol;
+pub mod serving;
+
+pub use classify::classify_bind_error;
+pub use endpoint::Endpoint;
+pub use exit_code::ExitCode;
+pub use holder::{Holder, HolderProbe};
+pub use identity::{GatewayIdentity, HealthReport};
+pub use lock_error::{GatewayConfigError, GatewayLockError};
+pub use notifier::ServiceNotifier;
+pub use port_binder::PortBinder;
+pub use serving::{ServingGateway, StopStepError};

@@ -1,0 +1,63 @@
+//! The errors a start can end in before the gateway serves. Their `Display` texts are
+//! the contract's exact strings; `headline` adds the type name users see on stderr.
+
+use std::io;
+
+use crate::endpoint::Endpoint;
+
+/// Why the port (the lock) could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayLockError {
+    /// The address is held by another socket: a gateway or anything else.
+    #[error("another gateway instance is already listening on {endpoint}")]
+    AlreadyListening { endpoint: Endpoint },
+
+    /// The bind failed for any other reason; the OS error is kept for the user.
+    #[error("failed to bind gateway socket on {endpoint}: {source}")]
+    BindFailed {
+        endpoint: Endpoint,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The profile's lock file is held by a gateway serving on another port.
+    #[error(
+        "profile \"{profile}\" is already in use by the gateway on {holder_url} (pid {holder_pid})"
+    )]
+    ProfileInUse {
+        profile: String,
+        holder_url: String,
+        holder_pid: String,
+    },
+}
+
+impl GatewayLockError {
+    /// The first line printed on stderr.
+    pub fn headline(&self) -> String {
+        format!("GatewayLockError: {self}")
+    }
+
+    /// The endpoint whose bind failed, when the failure is about a bind.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        match self {
+            Self::AlreadyListening { endpoint } | Self::BindFailed { endpoint, .. } => {
+                Some(*endpoint)
+            }
+            Self::ProfileInUse { .. } => None,
+        }
+    }
+}
+
+/// A configuration the gateway refuses to run with.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayConfigError {
+    #[error("refusing to bind gateway to {endpoint} without auth (set --token or GATEWAY_TOKEN)")]
+    UnauthenticatedNonLoopback { endpoint: Endpoint },
+}
+
+impl GatewayConfigError {
+    /// The first line printed on stderr.
+    pub fn headline(&self) -> String {
+        format!("GatewayConfigError: {self}")
+    }
+}

@@ -1,0 +1,126 @@
+//! The lock policy: which exit code each refused start earns, and what the user is
+//! told to do about it.
+
+use crate::exit_code::ExitCode;
+use crate::holder::Holder;
+use crate::lock_error::GatewayLockError;
+
+/// A start that did not get the lock, with everything needed to report it.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: GatewayLockError,
+    pub holder: Option<Holder>,
+}
+
+impl Refusal {
+    /// The exit code: a confirmed gateway (or profile holder) is final (78), an
+    /// unknown holder may go away (75), any other bind failure is an OS error (71).
+    pub fn exit_code(&self) -> ExitCode {
+        match (&self.error, &self.holder) {
+            (GatewayLockError::AlreadyListening { .. }, Some(Holder::Gateway(_))) => {
+                ExitCode::Refused
+            }
+            (GatewayLockError::AlreadyListening { .. }, _) => ExitCode::PortHeld,
+            (GatewayLockError::BindFailed { .. }, _) => ExitCode::BindFailed,
+            (GatewayLockError::ProfileInUse { .. }, _) => ExitCode::Refused,
+        }
+    }
+
+    /// Every line for stderr: the contract's first line, then indented hints.
+    pub fn report_lines(&self) -> Vec<String> {
+        let mut lines = vec![self.error.headline()];
+        if let GatewayLockError::AlreadyListening { endpoint } = &self.error {
+            match &self.holder {
+                Some(Holder::Gateway(h)) => lines.push(format!(
+                    "  held by gateway pid {} (version {}, profile \"{}\", up {})",
+                    h.pid,
+                    h.version,
+                    h.profile,
+                    human_uptime(h.uptime_ms)
+                )),
+                _ => lines.push("  held by a process that did not answer as a gateway".to_owned()),
+            }
+            let port = endpoint.port();
+            lines.push(format!(
+                "  stop it with `gateway stop --port {port}`, or start on another port with `gateway --port <port>`"
+            ));
+        }
+        lines
+    }
+}
+
+/// `3h 2m 5s`-style uptime for people.
+pub fn human_uptime(uptime_ms: u64) -> String {
+    let secs = uptime_ms / 1000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m {s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::Endpoint;
+    use crate::identity::{GatewayIdentity, HealthReport};
+    use std::io;
+
+    fn endpoint() -> Endpoint {
+        Endpoint::new("127.0.0.1".parse().unwrap(), 4321)
+    }
+
+    fn gateway_holder() -> Holder {
+        let id = GatewayIdentity {
+            pid: 77,
+            port: 4321,
+            profile: "default".into(),
+            version: "0.1.0".into(),
+        };
+        Holder::Gateway(HealthReport::live(&id, 3_723_000))
+    }
+
+    #[test]
+    fn port_held_by_a_gateway_is_final() {
+        let r = Refusal {
+            error: GatewayLockError::AlreadyListening {
+                endpoint: endpoint(),
+            },
+            holder: Some(gateway_holder()),
+        };
+        assert_eq!(r.exit_code(), ExitCode::Refused);
+        let lines = r.report_lines();
+        assert_eq!(
+            lines[0],
+            "GatewayLockError: another gateway instance is already listening on ws://127.0.0.1:4321"
+        );
+        assert!(lines[1].contains("pid 77") && lines[1].contains("up 1h 2m 3s"));
+        assert!(lines[2].contains("gateway stop --port 4321"));
+        assert!(lines[1..].iter().all(|l| l.starts_with("  ")));
+    }
+
+    #[test]
+    fn port_held_by_something_else_is_temporary() {
+        let r = Refusal {
+            error: GatewayLockError::AlreadyListening {
+                endpoint: endpoint(),
+            },
+            holder: Some(Holder::Unconfirmed),
+        };
+        assert_eq!(r.exit_code(), ExitCode::PortHeld);
+    }
+
+    #[test]
+    fn other_bind_failures_are_os_errors() {
+        let r = Refusal {
+            error: GatewayLockError::BindFailed {
+                endpoint: endpoint(),
+                source: io::Error::from(io::ErrorKind::PermissionDenied),
+            },
+            holder: None,
+        };
+        assert_eq!(r.exit_code(), ExitCode::BindFailed);
+        assert_eq!(r.report_lines().len(), 1);
+    }
+}

@@ -1,0 +1,272 @@
+//! The `connect` handshake: what the first client message must be, and how the
+//! gateway answers each way it can go wrong.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::close::{self, CloseInstruction};
+use super::frame::{self, ErrorCode, Request};
+use super::{EVENTS, MAX_PAYLOAD, METHODS, PROTOCOL_VERSION, TICK_INTERVAL_MS};
+use crate::identity::GatewayIdentity;
+
+/// The client's self-description from `connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub name: String,
+    pub version: String,
+}
+
+/// What to do with the first message of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeOutcome {
+    /// Send `hello_ok`; the connection is open for requests.
+    Accepted {
+        client: ClientInfo,
+        hello_ok: String,
+    },
+    /// Send `response` (when there is one), then close.
+    Rejected {
+        response: Option<String>,
+        close: CloseInstruction,
+        /// The failure was a bad token: the peer's next attempts are slowed down.
+        unauthorized: bool,
+    },
+}
+
+/// Decides the first message of a connection. `expected_token` is the configured
+/// token, if any; it is compared in constant time.
+pub fn evaluate_connect(
+    text: &str,
+    expected_token: Option<&str>,
+    server: &GatewayIdentity,
+) -> HandshakeOutcome {
+    let invalid = HandshakeOutcome::Rejected {
+        response: None,
+        close: close::INVALID_HANDSHAKE,
+        unauthorized: false,
+    };
+    let Ok(request) = frame::parse_request(text) else {
+        return invalid;
+    };
+    if request.method != "connect" {
+        return invalid;
+    }
+    let Some(connect) = ConnectParams::read(&request) else {
+        return invalid;
+    };
+    if !(connect.min_protocol..=connect.max_protocol).contains(&PROTOCOL_VERSION) {
+        return HandshakeOutcome::Rejected {
+            response: Some(frame::error_response(
+                Some(&request.id),
+                ErrorCode::ProtocolMismatch,
+                &format!(
+                    "server speaks protocol {PROTOCOL_VERSION}; client offered {}..{}",
+                    connect.min_protocol, connect.max_protocol
+                ),
+            )),
+            close: close::PROTOCOL_MISMATCH,
+            unauthorized: false,
+        };
+    }
+    if let Some(expected) = expected_token {
+        let offered = connect.token.unwrap_or_default();
+        if !tokens_match(offered.as_bytes(), expected.as_bytes()) {
+            return HandshakeOutcome::Rejected {
+                response: Some(frame::error_response(
+                    Some(&request.id),
+                    ErrorCode::Unauthorized,
+                    "missing or wrong token",
+                )),
+                close: close::UNAUTHORIZED,
+                unauthorized: true,
+            };
+        }
+    }
+    HandshakeOutcome::Accepted {
+        client: connect.client,
+        hello_ok: frame::ok_response(&request.id, &HelloOk::for_server(server)),
+    }
+}
+
+struct ConnectParams {
+    min_protocol: u64,
+    max_protocol: u64,
+    client: ClientInfo,
+    token: Option<String>,
+}
+
+impl ConnectParams {
+    fn read(request: &Request) -> Option<Self> {
+        let p = &request.params;
+        let client = p.get("client")?;
+        Some(Self {
+            min_protocol: p.get("minProtocol")?.as_u64()?,
+            max_protocol: p.get("maxProtocol")?.as_u64()?,
+            client: ClientInfo {
+                name: client.get("name")?.as_str()?.to_owned(),
+                version: client.get("version")?.as_str()?.to_owned(),
+            },
+            token: p
+                .get("auth")
+                .and_then(|a| a.get("token"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// Compares two tokens without an early exit, so timing does not reveal how much
+/// of a guess was right. Length is not secret.
+pub fn tokens_match(offered: &[u8], expected: &[u8]) -> bool {
+    if offered.len() != expected.len() {
+        return false;
+    }
+    offered
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+#[derive(Serialize)]
+struct HelloOk<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    protocol: u64,
+    server: ServerInfo<'a>,
+    methods: [&'static str; 2],
+    events: [&'static str; 2],
+    policy: Policy,
+}
+
+#[derive(Serialize)]
+struct ServerInfo<'a> {
+    version: &'a str,
+    pid: u32,
+    profile: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Policy {
+    tick_interval_ms: u64,
+    max_payload: usize,
+}
+
+impl<'a> HelloOk<'a> {
+    fn for_server(server: &'a GatewayIdentity) -> Self {
+        Self {
+            kind: "hello-ok",
+            protocol: PROTOCOL_VERSION,
+            server: ServerInfo {
+                version: &server.version,
+                pid: server.pid,
+                profile: &server.profile,
+            },
+            methods: METHODS,
+            events: EVENTS,
+            policy: Policy {
+                tick_interval_ms: TICK_INTERVAL_MS,
+                max_payload: MAX_PAYLOAD,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> GatewayIdentity {
+        GatewayIdentity {
+            pid: 9,
+            port: 1,
+            profile: "default".into(),
+            version: "0.1.0".into(),
+        }
+    }
+
+    fn connect(min: u64, max: u64, auth: &str) -> String {
+        format!(
+            r#"{{"type":"req","id":"c1","method":"connect","params":{{"minProtocol":{min},"maxProtocol":{max},"client":{{"name":"t","version":"1"}}{auth}}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_valid_connect_gets_hello_ok() {
+        let HandshakeOutcome::Accepted { hello_ok, client } =
+            evaluate_connect(&connect(1, 1, ""), None, &server())
+        else {
+            panic!("rejected")
+        };
+        assert_eq!(client.name, "t");
+        assert_eq!(
+            hello_ok,
+            r#"{"type":"res","id":"c1","ok":true,"payload":{"type":"hello-ok","protocol":1,"server":{"version":"0.1.0","pid":9,"profile":"default"},"methods":["health","status"],"events":["tick","shutdown"],"policy":{"tickIntervalMs":30000,"maxPayload":1048576}}}"#
+        );
+    }
+
+    #[test]
+    fn anything_but_connect_first_is_an_invalid_handshake() {
+        for text in [
+            r#"{"type":"req","id":"1","method":"health"}"#,
+            "hello",
+            r#"{"type":"req","id":"1","method":"connect","params":{}}"#,
+            r#"{"type":"req","id":"1","method":"connect","params":{"minProtocol":1,"maxProtocol":1}}"#,
+        ] {
+            assert_eq!(
+                evaluate_connect(text, None, &server()),
+                HandshakeOutcome::Rejected {
+                    response: None,
+                    close: close::INVALID_HANDSHAKE,
+                    unauthorized: false
+                },
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_range_without_our_protocol_is_a_mismatch() {
+        let HandshakeOutcome::Rejected {
+            response, close, ..
+        } = evaluate_connect(&connect(2, 3, ""), None, &server())
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(close.code, 1002);
+        assert!(response.unwrap().contains(r#""code":"protocol_mismatch""#));
+    }
+
+    #[test]
+    fn a_configured_token_must_be_presented() {
+        let good = connect(1, 1, r#","auth":{"token":"s3cret"}"#);
+        let bad = connect(1, 1, r#","auth":{"token":"s3creT"}"#);
+        let none = connect(1, 1, "");
+        assert!(matches!(
+            evaluate_connect(&good, Some("s3cret"), &server()),
+            HandshakeOutcome::Accepted { .. }
+        ));
+        for text in [bad, none] {
+            let HandshakeOutcome::Rejected {
+                response,
+                close,
+                unauthorized,
+            } = evaluate_connect(&text, Some("s3cret"), &server())
+            else {
+                panic!("accepted")
+            };
+            assert!(unauthorized);
+            assert_eq!(close.code, 1008);
+            assert!(response.unwrap().contains(r#""code":"unauthorized""#));
+        }
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(tokens_match(b"abc", b"abc"));
+        assert!(!tokens_match(b"abc", b"abd"));
+        assert!(!tokens_match(b"abc", b"abcd"));
+        assert!(!tokens_match(b"", b"a"));
+    }
+}
