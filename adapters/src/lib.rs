@@ -1,1 +1,12 @@
-//! adapters
+//! The gateway's adapters: every place it touches the OS or the network. Each one
+//! implements a port of `gateway-domain` and maps OS errors to domain errors itself.
+
+pub mod holder_probe;
+pub mod server;
+pub mod systemd_notifier;
+pub mod tcp_binder;
+
+pub use holder_probe::HttpHolderProbe;
+pub use server::{GatewayServer, ServerSettings};
+pub use systemd_notifier::SystemdNotifier;
+pub use tcp_binder::TcpBinder;

@@ -13,6 +13,7 @@ pub mod lock_error;
 pub mod lock_policy;
 pub mod notifier;
 pub mod port_binder;
+pub mod port_lock;
 pub mod protocol;
 pub mod serving;
 

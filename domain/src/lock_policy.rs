@@ -30,20 +30,28 @@ impl Refusal {
     pub fn report_lines(&self) -> Vec<String> {
         let mut lines = vec![self.error.headline()];
         if let GatewayLockError::AlreadyListening { endpoint } = &self.error {
-            match &self.holder {
-                Some(Holder::Gateway(h)) => lines.push(format!(
-                    "  held by gateway pid {} (version {}, profile \"{}\", up {})",
-                    h.pid,
-                    h.version,
-                    h.profile,
-                    human_uptime(h.uptime_ms)
-                )),
-                _ => lines.push("  held by a process that did not answer as a gateway".to_owned()),
-            }
             let port = endpoint.port();
-            lines.push(format!(
-                "  stop it with `gateway stop --port {port}`, or start on another port with `gateway --port <port>`"
-            ));
+            match &self.holder {
+                Some(Holder::Gateway(h)) => {
+                    lines.push(format!(
+                        "  held by gateway pid {} (version {}, profile \"{}\", up {})",
+                        h.pid,
+                        h.version,
+                        h.profile,
+                        human_uptime(h.uptime_ms)
+                    ));
+                    lines.push(format!(
+                        "  stop it with `gateway stop --port {port}`, or start another one with `gateway --port <port>`"
+                    ));
+                }
+                _ => {
+                    lines.push("  held by a process that does not answer as a gateway".to_owned());
+                    lines.push(
+                        "  free the port, or start on another one with `gateway --port <port>`"
+                            .to_owned(),
+                    );
+                }
+            }
         }
         lines
     }

@@ -1,0 +1,115 @@
+//! Asks the holder of a taken port whether it is a gateway: `GET /healthz` within
+//! the domain's probe budget.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use gateway_domain::holder::HOLDER_PROBE_BUDGET;
+use gateway_domain::{Endpoint, HealthReport, Holder, HolderProbe};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// A `/healthz` body larger than this is not a gateway's.
+const MAX_HEALTH_BODY: usize = 16 * 1024;
+
+/// Probes over HTTP/1.1 on the taken address.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HttpHolderProbe;
+
+#[async_trait]
+impl HolderProbe for HttpHolderProbe {
+    async fn identify(&self, endpoint: Endpoint) -> Holder {
+        match tokio::time::timeout(HOLDER_PROBE_BUDGET, fetch_health(endpoint)).await {
+            Ok(Some(report)) if report.is_gateway() => Holder::Gateway(report),
+            _ => Holder::Unconfirmed,
+        }
+    }
+}
+
+/// The address to dial for an endpoint: a wildcard bind is reached on loopback.
+fn dial_address(endpoint: Endpoint) -> SocketAddr {
+    let ip = match endpoint.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, endpoint.port())
+}
+
+/// Fetches and parses `/healthz`; `None` on any failure.
+pub async fn fetch_health(endpoint: Endpoint) -> Option<HealthReport> {
+    let addr = dial_address(endpoint);
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    let driver = tokio::spawn(connection);
+    let request = Request::get("/healthz")
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Empty::<Bytes>::new())
+        .ok()?;
+    let outcome = async {
+        let response = sender.send_request(request).await.ok()?;
+        let body = Limited::new(response.into_body(), MAX_HEALTH_BODY)
+            .collect()
+            .await
+            .ok()?
+            .to_bytes();
+        serde_json::from_slice::<HealthReport>(&body).ok()
+    }
+    .await;
+    driver.abort();
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_silent_holder_is_unconfirmed_within_the_budget() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::new(
+            "127.0.0.1".parse().unwrap(),
+            silent.local_addr().unwrap().port(),
+        );
+        // Accept and hold connections without answering.
+        let _holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        assert_eq!(
+            HttpHolderProbe.identify(endpoint).await,
+            Holder::Unconfirmed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_holder_answering_something_else_is_unconfirmed() {
+        let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::new(
+            "127.0.0.1".parse().unwrap(),
+            other.local_addr().unwrap().port(),
+        );
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = other.accept().await {
+                let body = r#"{"service":"nginx"}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        assert_eq!(
+            HttpHolderProbe.identify(endpoint).await,
+            Holder::Unconfirmed
+        );
+    }
+}

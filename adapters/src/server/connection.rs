@@ -1,0 +1,82 @@
+//! Accepting TCP connections and serving HTTP/1.1 on each, with upgrades, until the
+//! stop sequence says otherwise.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_domain::Endpoint;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::StopToken;
+use super::routes;
+use super::state::GatewayState;
+
+/// Headers must arrive within this, or the connection is dropped.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed `accept` (e.g. out of file descriptors) before the next.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts connections on `listener` until `stop_accepting` fires, then drops the
+/// listener: from that moment the port is free.
+pub(crate) async fn accept_loop(
+    endpoint: Endpoint,
+    listener: TcpListener,
+    state: Arc<GatewayState>,
+    stop_accepting: StopToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = stop_accepting.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let state_for_conn = Arc::clone(&state);
+                state
+                    .stop
+                    .http_connections
+                    .spawn(serve_connection(stream, peer, state_for_conn));
+            }
+            Err(error) => {
+                tracing::warn!(%endpoint, %error, "accept failed; backing off");
+                tokio::select! {
+                    () = stop_accepting.cancelled() => break,
+                    () = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => {}
+                }
+            }
+        }
+    }
+    drop(listener);
+    tracing::debug!(%endpoint, "listener closed");
+}
+
+/// Serves one connection: HTTP requests, and at most one WebSocket upgrade.
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<GatewayState>) {
+    let _ = stream.set_nodelay(true);
+    let close_http = state.stop.close_http.clone();
+    let service_state = Arc::clone(&state);
+    let service =
+        service_fn(move |request| routes::handle(request, peer, Arc::clone(&service_state)));
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "http connection ended with an error");
+            }
+        }
+        () = close_http.cancelled() => {
+            // In-flight requests finish; idle keep-alive connections close now.
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}

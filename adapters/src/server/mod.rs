@@ -1,0 +1,98 @@
+//! The gateway's server: HTTP and WebSocket on the held listeners, and the handle
+//! through which the stop sequence drains it step by step.
+
+mod connection;
+mod routes;
+mod state;
+mod websocket;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use gateway_domain::{Endpoint, GatewayIdentity, ServingGateway, StopStepError};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::state::{GatewayState, StopSignals};
+
+/// What the server needs to know beyond its listeners.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Who this gateway is, as `/healthz` and `hello-ok` report it.
+    pub identity: GatewayIdentity,
+    /// The token `connect` must carry, when one is configured.
+    pub token: Option<String>,
+    /// When the process started, for uptime.
+    pub started: Instant,
+}
+
+/// A serving gateway. Implements the domain's [`ServingGateway`] so the app's stop
+/// sequence can drain it in the contract's order.
+pub struct GatewayServer {
+    /// Shared with every connection: identity, counters, the draining flag.
+    state: Arc<GatewayState>,
+    /// Tells the accept loops to stop and drop their listeners (step 4).
+    stop_accepting: CancellationToken,
+    /// The accept loops; when they are all done, the port is free.
+    accept_loops: TaskTracker,
+}
+
+impl GatewayServer {
+    /// Starts serving on `listeners` (already bound: they are the lock).
+    pub fn serve(listeners: Vec<(Endpoint, TcpListener)>, settings: ServerSettings) -> Self {
+        let state = Arc::new(GatewayState::new(settings));
+        let stop_accepting = CancellationToken::new();
+        let accept_loops = TaskTracker::new();
+        for (endpoint, listener) in listeners {
+            accept_loops.spawn(connection::accept_loop(
+                endpoint,
+                listener,
+                Arc::clone(&state),
+                stop_accepting.clone(),
+            ));
+        }
+        accept_loops.close();
+        Self {
+            state,
+            stop_accepting,
+            accept_loops,
+        }
+    }
+
+    fn signals(&self) -> &StopSignals {
+        &self.state.stop
+    }
+}
+
+#[async_trait]
+impl ServingGateway for GatewayServer {
+    fn stop_accepting_work(&self) {
+        self.state.begin_draining();
+    }
+
+    async fn close_websockets(&self) -> Result<(), StopStepError> {
+        let signals = self.signals();
+        signals.close_websockets.cancel();
+        signals.websocket_sessions.close();
+        signals.websocket_sessions.wait().await;
+        Ok(())
+    }
+
+    async fn close_http(&self) -> Result<(), StopStepError> {
+        let signals = self.signals();
+        signals.close_http.cancel();
+        signals.http_connections.close();
+        signals.http_connections.wait().await;
+        Ok(())
+    }
+
+    async fn release_listeners(&self) {
+        self.stop_accepting.cancel();
+        self.accept_loops.wait().await;
+    }
+}
+
+/// A token that is cancelled once, by whichever stop step owns it.
+pub(crate) type StopToken = CancellationToken;

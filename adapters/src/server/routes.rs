@@ -1,0 +1,116 @@
+//! The HTTP surface: `/healthz`, `/readyz`, the WebSocket upgrade on `/`, and a JSON
+//! answer for everything else.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use super::state::GatewayState;
+use super::websocket;
+
+/// Every response body is JSON.
+pub(crate) type JsonResponse = Response<Full<Bytes>>;
+
+/// Routes one request.
+pub(crate) async fn handle(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    state: Arc<GatewayState>,
+) -> Result<JsonResponse, Infallible> {
+    if state.is_draining() {
+        return Ok(draining(request.uri().path()));
+    }
+    let method = request.method().clone();
+    let response = match request.uri().path() {
+        "/healthz" => match method {
+            Method::GET | Method::HEAD => json_response(StatusCode::OK, &state.health()),
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        "/readyz" => match method {
+            Method::GET | Method::HEAD => {
+                let health = state.health();
+                json_response(
+                    StatusCode::OK,
+                    &json!({
+                        "ready": true,
+                        "service": health.service,
+                        "pid": health.pid,
+                        "port": health.port,
+                        "profile": health.profile,
+                        "version": health.version,
+                        "uptimeMs": health.uptime_ms,
+                    }),
+                )
+            }
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        "/" => match method {
+            Method::GET if websocket::is_upgrade_request(&request) => {
+                websocket::upgrade(request, peer, state)
+            }
+            Method::GET => error_response(
+                StatusCode::UPGRADE_REQUIRED,
+                "upgrade_required",
+                "this is the gateway's WebSocket endpoint",
+            ),
+            _ => method_not_allowed("GET"),
+        },
+        path => error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no such path: {path}"),
+        ),
+    };
+    Ok(response)
+}
+
+/// The answer to any request once the stop has begun.
+fn draining(path: &str) -> JsonResponse {
+    let body = if path == "/readyz" {
+        json!({"ready": false, "reason": "draining"})
+    } else {
+        json!({"error": {"code": "draining", "message": "gateway stopping"}})
+    };
+    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> JsonResponse {
+    let mut response = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("allowed: {allow}"),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> JsonResponse {
+    json_response(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+    )
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> JsonResponse {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,101 @@
+//! What every connection of one gateway shares.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use gateway_domain::protocol::dispatch::StatusReport;
+use gateway_domain::{GatewayIdentity, HealthReport};
+use tokio_util::task::TaskTracker;
+
+use super::{ServerSettings, StopToken};
+
+/// The stop signals each connection listens to, and the trackers that tell the stop
+/// sequence when a step is done.
+pub(crate) struct StopSignals {
+    /// Step 2: WebSocket sessions say goodbye and close 1001.
+    pub close_websockets: StopToken,
+    /// Every WebSocket session task.
+    pub websocket_sessions: TaskTracker,
+    /// Step 3: HTTP connections finish in-flight requests and close.
+    pub close_http: StopToken,
+    /// Every HTTP connection task (a connection's task ends when it upgrades).
+    pub http_connections: TaskTracker,
+}
+
+/// Shared state of one gateway.
+pub(crate) struct GatewayState {
+    /// Who we are.
+    pub identity: GatewayIdentity,
+    /// The token `connect` must carry, if any.
+    pub token: Option<String>,
+    /// Process start, for uptime.
+    started: Instant,
+    /// Set at step 1 of the stop: readiness off, new work refused.
+    draining: AtomicBool,
+    /// Connected (post-`connect`) WebSocket clients, for `status`.
+    websocket_clients: AtomicUsize,
+    /// The stop signals and trackers.
+    pub stop: StopSignals,
+}
+
+impl GatewayState {
+    pub fn new(settings: ServerSettings) -> Self {
+        Self {
+            identity: settings.identity,
+            token: settings.token,
+            started: settings.started,
+            draining: AtomicBool::new(false),
+            websocket_clients: AtomicUsize::new(0),
+            stop: StopSignals {
+                close_websockets: StopToken::new(),
+                websocket_sessions: TaskTracker::new(),
+                close_http: StopToken::new(),
+                http_connections: TaskTracker::new(),
+            },
+        }
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn begin_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn health(&self) -> HealthReport {
+        HealthReport::live(&self.identity, self.uptime_ms())
+    }
+
+    pub fn status(&self) -> StatusReport {
+        StatusReport {
+            connections: self.websocket_clients.load(Ordering::Relaxed),
+            uptime_ms: self.uptime_ms(),
+            port: self.identity.port,
+            profile: self.identity.profile.clone(),
+            version: self.identity.version.clone(),
+            draining: self.is_draining(),
+        }
+    }
+
+    /// Counts a connected client for as long as the guard lives.
+    pub fn client_connected(&self) -> ConnectedClient<'_> {
+        self.websocket_clients.fetch_add(1, Ordering::Relaxed);
+        ConnectedClient { state: self }
+    }
+}
+
+/// Keeps one WebSocket client counted; uncounts it on drop, however the session ends.
+pub(crate) struct ConnectedClient<'a> {
+    state: &'a GatewayState,
+}
+
+impl Drop for ConnectedClient<'_> {
+    fn drop(&mut self) {
+        self.state.websocket_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,6 @@
+//! The WebSocket endpoint: the HTTP upgrade, then one session per client.
+
+mod session;
+mod upgrade;
+
+pub(crate) use upgrade::{is_upgrade_request, upgrade};

@@ -1,0 +1,100 @@
+//! Turning an HTTP/1.1 request on `/` into a WebSocket (RFC 6455 section 4.2).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gateway_domain::protocol::MAX_PAYLOAD;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use super::session;
+use crate::server::routes::{JsonResponse, error_response};
+use crate::server::state::GatewayState;
+
+/// Read buffer per connection: small, since most clients are idle most of the time.
+const READ_BUFFER: usize = 8 * 1024;
+/// Outgoing bytes a session may have queued before it is dropped as a slow reader.
+const MAX_WRITE_BUFFER: usize = 4 * MAX_PAYLOAD;
+
+/// Whether the request asks for a WebSocket.
+pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .map(|v| {
+                    v.split(',')
+                        .any(|part| part.trim().eq_ignore_ascii_case(token))
+                })
+                .unwrap_or(false)
+        })
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+/// Answers the upgrade with 101 and starts the session once hyper hands over the
+/// connection. The session is tracked, so the stop sequence waits for it.
+pub(crate) fn upgrade(
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    state: Arc<GatewayState>,
+) -> JsonResponse {
+    let headers = request.headers();
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| version_ok)
+    else {
+        let mut response = error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_upgrade",
+            "a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
+        );
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return response;
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let session_state = Arc::clone(&state);
+    state.stop.websocket_sessions.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(READ_BUFFER)
+                    .write_buffer_size(0)
+                    .max_write_buffer_size(MAX_WRITE_BUFFER)
+                    .max_message_size(Some(MAX_PAYLOAD))
+                    .max_frame_size(Some(MAX_PAYLOAD));
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                session::run(socket, peer, session_state).await;
+            }
+            Err(error) => tracing::debug!(%peer, %error, "websocket upgrade failed"),
+        }
+    });
+
+    let mut response = Response::new(Default::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(value) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    response
+}
