@@ -21,9 +21,9 @@ pub struct ShutdownSequence {
 }
 
 impl ShutdownSequence {
-    /// 1. readiness off and `STOPPING=1`; 2. WebSocket goodbyes; 3. HTTP connections
-    /// closed; 4. listeners released, which happens even when a step failed or the
-    /// deadline passed, so the port is always free when this returns.
+    /// Readiness off and `STOPPING=1`, then the WebSocket goodbyes, then the HTTP
+    /// connections, then the listeners. The listeners are released even when a step
+    /// failed or the deadline passed, so the port is always free when this returns.
     pub async fn run(
         &self,
         gateway: &dyn ServingGateway,
