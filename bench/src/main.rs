@@ -24,7 +24,9 @@ fn main() {
             "--gateway" => gateway = args.next().expect("--gateway PATH"),
             "--runs" => runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
             other => {
-                eprintln!("unknown argument {other}; usage: gateway-bench [--gateway PATH] [--runs N]");
+                eprintln!(
+                    "unknown argument {other}; usage: gateway-bench [--gateway PATH] [--runs N]"
+                );
                 std::process::exit(2);
             }
         }
@@ -60,7 +62,8 @@ fn healthz_ok(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
