@@ -155,3 +155,29 @@ async fn a_connect_message_over_64_kib_closes_1009() {
     let close = next_close(&mut client).await.expect("a close frame");
     assert_eq!(u16::from(close.code), 1009);
 }
+
+#[tokio::test]
+async fn ticks_arrive_every_30s_numbered_from_1() {
+    use futures_util::StreamExt;
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let (mut client, _) = connected(port).await;
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(45), client.next())
+        .await
+        .expect("a tick within 45 s")
+        .unwrap()
+        .unwrap();
+    let tick: serde_json::Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+    assert_eq!(tick["type"], "event");
+    assert_eq!(tick["event"], "tick");
+    assert_eq!(tick["seq"], 1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let ts = tick["payload"]["ts"].as_u64().unwrap();
+    assert!(
+        ts <= now_ms && now_ms - ts < 60_000,
+        "ts {ts} is a current unix time in ms"
+    );
+}

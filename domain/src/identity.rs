@@ -26,6 +26,14 @@ pub struct HealthReport {
     pub uptime_ms: u64,
 }
 
+/// The `/readyz` body while serving: `ready` first, then the health facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadyReport {
+    pub ready: bool,
+    #[serde(flatten)]
+    pub health: HealthReport,
+}
+
 /// The `service` value by which a gateway recognises another gateway.
 pub const SERVICE_NAME: &str = "gateway";
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gateway_domain::identity::ReadyReport;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -34,21 +35,13 @@ pub(crate) async fn handle(
             _ => method_not_allowed("GET, HEAD"),
         },
         "/readyz" => match method {
-            Method::GET | Method::HEAD => {
-                let health = state.health();
-                json_response(
-                    StatusCode::OK,
-                    &json!({
-                        "ready": true,
-                        "service": health.service,
-                        "pid": health.pid,
-                        "port": health.port,
-                        "profile": health.profile,
-                        "version": health.version,
-                        "uptimeMs": health.uptime_ms,
-                    }),
-                )
-            }
+            Method::GET | Method::HEAD => json_response(
+                StatusCode::OK,
+                &ReadyReport {
+                    ready: true,
+                    health: state.health(),
+                },
+            ),
             _ => method_not_allowed("GET, HEAD"),
         },
         "/" => match method {
