@@ -2,6 +2,7 @@
 //! the domain's probe budget.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,14 +17,26 @@ use tokio::net::TcpStream;
 const MAX_HEALTH_BODY: usize = 16 * 1024;
 
 /// Probes over HTTP/1.1 on the taken address.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct HttpHolderProbe;
+#[derive(Debug, Clone, Copy)]
+pub struct HttpHolderProbe {
+    /// How long the holder has to answer.
+    pub budget: Duration,
+}
+
+impl Default for HttpHolderProbe {
+    /// The start-up probe, within the contract's 150 ms.
+    fn default() -> Self {
+        Self {
+            budget: HOLDER_PROBE_BUDGET,
+        }
+    }
+}
 
 #[async_trait]
 impl HolderProbe for HttpHolderProbe {
     async fn identify(&self, endpoint: Endpoint) -> Holder {
-        match tokio::time::timeout(HOLDER_PROBE_BUDGET, fetch_health(endpoint)).await {
-            Ok(Some(report)) if report.is_gateway() => Holder::Gateway(report),
+        match tokio::time::timeout(self.budget, fetch_health(endpoint)).await {
+            Ok(Some(report)) if report.is_gateway() => Holder::Gateway(Box::new(report)),
             _ => Holder::Unconfirmed,
         }
     }
@@ -37,6 +50,14 @@ fn dial_address(endpoint: Endpoint) -> SocketAddr {
         ip => ip,
     };
     SocketAddr::new(ip, endpoint.port())
+}
+
+/// Whether anything accepts a TCP connection on `endpoint` within `budget`.
+pub async fn is_accepting(endpoint: Endpoint, budget: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(budget, TcpStream::connect(dial_address(endpoint))).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Fetches and parses `/healthz`; `None` on any failure.
@@ -85,7 +106,7 @@ mod tests {
             }
         });
         assert_eq!(
-            HttpHolderProbe.identify(endpoint).await,
+            HttpHolderProbe::default().identify(endpoint).await,
             Holder::Unconfirmed
         );
     }
@@ -108,7 +129,7 @@ mod tests {
             }
         });
         assert_eq!(
-            HttpHolderProbe.identify(endpoint).await,
+            HttpHolderProbe::default().identify(endpoint).await,
             Holder::Unconfirmed
         );
     }

@@ -2,11 +2,16 @@
 //! implements a port of `gateway-domain` and maps OS errors to domain errors itself.
 
 pub mod holder_probe;
+pub mod port_owner;
+pub mod process_signal;
+pub mod profile_lock;
 pub mod server;
 pub mod systemd_notifier;
 pub mod tcp_binder;
 
 pub use holder_probe::HttpHolderProbe;
+pub use port_owner::ProcPortOwners;
+pub use profile_lock::{FileProfileLocker, ProfileLockGuard};
 pub use server::{GatewayServer, ServerSettings};
 pub use systemd_notifier::SystemdNotifier;
 pub use tcp_binder::TcpBinder;

@@ -2,39 +2,67 @@
 //! clap prints it on stderr and exits 2 before anything is bound.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use gateway_domain::config::{self, DEV_PROFILE};
+use gateway_domain::profile::ProfileName;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "gateway",
     version,
+    args_conflicts_with_subcommands = true,
     about = "A local WebSocket control plane and HTTP health surface on one port; the port is the lock.",
     after_help = "Exit codes: 0 clean stop, 1 runtime failure or shutdown timeout, 2 usage error, \
+                  3 nothing running (status/stop), 4 port held by a non-gateway (status/stop), \
                   71 bind failed, 75 port held by something else (temporary), \
-                  78 another gateway holds the port or configuration refused."
+                  78 another gateway holds the port or profile, or configuration refused."
 )]
 pub struct Cli {
-    /// TCP port to listen on [default: 18789, or 19001 with --dev].
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Tell whether a gateway runs on the port (exit 0), nothing does (3), or something else (4).
+    Status(StatusArgs),
+    /// Stop the gateway on the port with SIGTERM and wait until the port is free.
+    Stop(StopArgs),
+}
+
+/// Which gateway: by port, or by profile (whose default port is used).
+#[derive(Debug, Args)]
+pub struct Target {
+    /// TCP port [default: 18789, or 19001 with --dev].
     #[arg(long, env = "GATEWAY_PORT", value_parser = parse_port)]
     pub port: Option<u16>,
+
+    /// Profile name: its own state directory and lock.
+    #[arg(long, env = "GATEWAY_PROFILE", value_parser = parse_profile)]
+    pub profile: Option<ProfileName>,
+
+    /// Profile `dev` on port 19001.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: Target,
 
     /// IP address to bind (an IP literal, not a host name).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind: IpAddr,
 
-    /// Profile name: its own state directory and lock.
-    #[arg(long, env = "GATEWAY_PROFILE", conflicts_with = "dev")]
-    pub profile: Option<String>,
-
-    /// Shorthand for --profile dev (port 19001).
-    #[arg(long)]
-    pub dev: bool,
-
     /// State directory of the profile.
     #[arg(long, env = "GATEWAY_STATE_DIR")]
-    pub state_dir: Option<std::path::PathBuf>,
+    pub state_dir: Option<PathBuf>,
 
     /// Token every WebSocket `connect` must carry (required off loopback).
     #[arg(long, env = "GATEWAY_TOKEN", hide_env_values = true)]
@@ -57,6 +85,26 @@ pub struct Cli {
     pub force: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Seconds to wait for the port to be free before giving up (exit 1).
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    pub timeout: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -67,21 +115,26 @@ fn parse_port(text: &str) -> Result<u16, String> {
     config::parse_port(text).map_err(|e| e.to_string())
 }
 
-impl Cli {
-    /// The profile name: `--dev`, `--profile`/`GATEWAY_PROFILE`, or `default`.
-    pub fn profile(&self) -> String {
-        if self.dev {
-            DEV_PROFILE.to_owned()
+fn parse_profile(text: &str) -> Result<ProfileName, String> {
+    ProfileName::parse(text).map_err(|e| e.to_string())
+}
+
+impl Target {
+    /// The profile: `--dev` wins, then `--profile`/`GATEWAY_PROFILE`, then `default`.
+    pub fn profile(&self) -> ProfileName {
+        let name = if self.dev {
+            DEV_PROFILE
         } else {
             self.profile
-                .clone()
-                .unwrap_or_else(|| config::DEFAULT_PROFILE.to_owned())
-        }
+                .as_ref()
+                .map_or(config::DEFAULT_PROFILE, ProfileName::as_str)
+        };
+        ProfileName::parse(name).unwrap_or_else(|_| unreachable!("validated by clap or a constant"))
     }
 
     /// The port, by the contract's precedence (`--port` > `GATEWAY_PORT` > profile).
     pub fn port(&self) -> u16 {
-        config::resolve_port(self.port, None, &self.profile())
+        config::resolve_port(self.port, None, self.profile().as_str())
     }
 }
 
@@ -94,25 +147,49 @@ mod tests {
         Cli::try_parse_from(std::iter::once("gateway").chain(args.iter().copied()))
     }
 
+    fn env_free() -> bool {
+        ["GATEWAY_PORT", "GATEWAY_PROFILE"]
+            .iter()
+            .all(|v| std::env::var_os(v).is_none())
+    }
+
     #[test]
     fn defaults_are_loopback_18789_default_profile() {
         let cli = parse(&[]).unwrap();
-        assert_eq!(cli.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert_eq!(cli.profile(), "default");
-        // GATEWAY_PORT may be set by whoever runs the tests; only check without it.
-        if std::env::var_os("GATEWAY_PORT").is_none() {
-            assert_eq!(cli.port(), 18789);
+        assert_eq!(cli.run.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        if env_free() {
+            assert_eq!(cli.run.target.profile().as_str(), "default");
+            assert_eq!(cli.run.target.port(), 18789);
         }
     }
 
     #[test]
     fn dev_means_profile_dev_on_19001() {
         let cli = parse(&["--dev"]).unwrap();
-        assert_eq!(cli.profile(), "dev");
-        if std::env::var_os("GATEWAY_PORT").is_none() {
-            assert_eq!(cli.port(), 19001);
+        assert_eq!(cli.run.target.profile().as_str(), "dev");
+        if env_free() {
+            assert_eq!(cli.run.target.port(), 19001);
         }
-        assert_eq!(parse(&["--dev", "--port", "7"]).unwrap().port(), 7);
+        assert_eq!(
+            parse(&["--dev", "--port", "7"]).unwrap().run.target.port(),
+            7
+        );
+    }
+
+    #[test]
+    fn status_and_stop_take_a_target() {
+        let cli = parse(&["status", "--port", "9", "--json"]).unwrap();
+        let Some(Command::Status(args)) = cli.command else {
+            panic!("not status")
+        };
+        assert!(args.json);
+        assert_eq!(args.target.port(), 9);
+        let cli = parse(&["stop", "--dev", "--timeout", "3"]).unwrap();
+        let Some(Command::Stop(args)) = cli.command else {
+            panic!("not stop")
+        };
+        assert_eq!(args.timeout, 3);
+        assert_eq!(args.target.profile().as_str(), "dev");
     }
 
     #[test]
@@ -123,12 +200,18 @@ mod tests {
             &["--port", "65536"],
             &["--bind", "localhost"],
             &["--frobnicate"],
-            &["--dev", "--profile", "x"],
             &["--log-format", "xml"],
+            &["--profile", ""],
+            &["--profile", "../etc"],
+            &["--profile", "a/b"],
+            &["status", "--port", "0"],
+            &["stop", "--timeout", "soon"],
         ] {
             let err = parse(args).unwrap_err();
             assert_ne!(err.kind(), ErrorKind::DisplayHelp, "{args:?}");
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
+        let long = "x".repeat(65);
+        assert_eq!(parse(&["--profile", &long]).unwrap_err().exit_code(), 2);
     }
 }

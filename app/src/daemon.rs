@@ -1,36 +1,66 @@
-//! The gateway's life: bind first, then serve, then stop in the contract's order.
-//! Only wiring: every decision is in `gateway-domain`.
+//! The gateway's life: bind first, lock the profile, serve, then stop in the
+//! contract's order. Only wiring: every decision is in `gateway-domain`.
 
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gateway_adapters::{
-    GatewayServer, HttpHolderProbe, ServerSettings, SystemdNotifier, TcpBinder,
+    FileProfileLocker, GatewayServer, HttpHolderProbe, ProcPortOwners, ServerSettings,
+    SystemdNotifier, TcpBinder,
 };
 use gateway_domain::config::check_exposure;
+use gateway_domain::lock_policy::Refusal;
+use gateway_domain::port_lock::HeldPort;
+use gateway_domain::profile::{self, LockRecord};
 use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, ServiceNotifier};
+use tokio::net::TcpListener;
 
-use crate::cli::Cli;
+use crate::cli::RunArgs;
+use crate::force;
 use crate::shutdown::{ShutdownSequence, StopOutcome};
 use crate::signals::StopSignals;
-use crate::start::take_port_lock;
+use crate::start::{take_port_lock, take_profile_lock};
 
 /// Runs the gateway until it stops; returns the process exit code.
-pub async fn run(cli: Cli, started: Instant) -> ExitCode {
-    let port = cli.port();
-    if let Err(refused) = check_exposure(cli.bind, port, cli.token.as_deref()) {
+pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
+    let port = args.target.port();
+    let profile = args.target.profile();
+    if let Err(refused) = check_exposure(args.bind, port, args.token.as_deref()) {
         eprintln!("{}", refused.headline());
         return ExitCode::Refused;
     }
-    let endpoint = Endpoint::new(cli.bind, port);
+    let Some(state_dir) = profile::state_dir(
+        args.state_dir.as_deref(),
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .as_deref(),
+        std::env::home_dir().as_deref(),
+        &profile,
+    ) else {
+        eprintln!(
+            "gateway: no state directory for profile \"{profile}\": set --state-dir or GATEWAY_STATE_DIR"
+        );
+        return ExitCode::Usage;
+    };
+    let endpoint = Endpoint::new(args.bind, port);
 
     // The bind is the lock: it comes before any other start-up work.
-    let held = match take_port_lock(&TcpBinder, &HttpHolderProbe, endpoint).await {
+    let held = match bind(endpoint, args.force).await {
         Ok(held) => held,
+        Err(refusal) => return report(&refusal),
+    };
+    let pid = std::process::id();
+    let record = LockRecord {
+        pid,
+        url: endpoint.to_string(),
+        port,
+        started_unix_ms: unix_ms(),
+    };
+    let profile_lock = match take_profile_lock(&FileProfileLocker, &profile, &state_dir, &record) {
+        Ok(guard) => guard,
         Err(refusal) => {
-            for line in refusal.report_lines() {
-                eprintln!("{line}");
-            }
-            return refusal.exit_code();
+            drop(held); // release the port before saying so
+            return report(&refusal);
         }
     };
     if let Some(missing) = &held.ipv6_loopback_missing {
@@ -44,30 +74,30 @@ pub async fn run(cli: Cli, started: Instant) -> ExitCode {
             return ExitCode::RuntimeFailure;
         }
     };
-    let pid = std::process::id();
     let server = GatewayServer::serve(
         held.listeners,
         ServerSettings {
             identity: GatewayIdentity {
                 pid,
                 port,
-                profile: cli.profile(),
+                profile: profile.to_string(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             },
-            token: cli.token.clone().filter(|t| !t.is_empty()),
+            token: args.token.clone().filter(|t| !t.is_empty()),
             started,
         },
     );
     tracing::info!("gateway listening on {endpoint} (pid {pid})");
+    tracing::info!(profile = %profile, state_dir = %state_dir.display(), "profile locked");
     let notifier = SystemdNotifier;
     notifier.ready();
 
     let signal = signals.next().await;
     tracing::info!("{signal} received; stopping (send it again to exit at once)");
     let sequence = ShutdownSequence {
-        deadline: Duration::from_secs(cli.shutdown_timeout),
+        deadline: Duration::from_secs(args.shutdown_timeout),
     };
-    tokio::select! {
+    let code = tokio::select! {
         outcome = sequence.run(&server, &notifier) => match outcome {
             StopOutcome::Clean => ExitCode::Clean,
             StopOutcome::TimedOut => ExitCode::RuntimeFailure,
@@ -76,5 +106,39 @@ pub async fn run(cli: Cli, started: Instant) -> ExitCode {
             tracing::warn!("{second} received during the stop; exiting now");
             ExitCode::RuntimeFailure
         }
+    };
+    // Step 5: the profile lock goes last, once the port is free.
+    drop(profile_lock);
+    code
+}
+
+/// Takes the port; with `--force`, evicts a holder once and tries again.
+async fn bind(endpoint: Endpoint, force: bool) -> Result<HeldPort<TcpListener>, Refusal> {
+    let probe = HttpHolderProbe::default();
+    let refusal = match take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint).await {
+        Ok(held) => return Ok(held),
+        Err(refusal) => refusal,
+    };
+    let Some(taken) = refusal.port_in_use().filter(|_| force) else {
+        return Err(refusal);
+    };
+    if let Err(why) = force::evict(taken, &ProcPortOwners).await {
+        eprintln!("gateway: {why}");
+        return Err(refusal);
     }
+    take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint).await
+}
+
+fn report(refusal: &Refusal) -> ExitCode {
+    for line in refusal.report_lines() {
+        eprintln!("{line}");
+    }
+    refusal.exit_code()
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }

@@ -1,36 +1,70 @@
 //! The start sequence's first and only pre-serving step: take the port lock, and when
 //! it is refused, find out who holds it so the refusal earns the right exit code.
 
+use std::path::Path;
+
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::{self, HeldPort};
-use gateway_domain::{Endpoint, GatewayLockError, HolderProbe, PortBinder};
+use gateway_domain::port_owner::PortOwnerLookup;
+use gateway_domain::profile::{LockRecord, ProfileLocker, ProfileName};
+use gateway_domain::{Endpoint, GatewayLockError, Holder, HolderProbe, PortBinder};
 
-/// Binds `endpoint` (and its `[::1]` companion); on failure, probes the holder of an
-/// address in use. Nothing stays bound when this returns `Err`.
-pub async fn take_port_lock<B: PortBinder, P: HolderProbe>(
+/// Binds `endpoint` (and its `[::1]` companion); on failure, asks the holder of an
+/// address in use what it is and, when it is not a gateway, asks the OS who it is.
+/// Nothing stays bound when this returns `Err`.
+pub async fn take_port_lock<B: PortBinder, P: HolderProbe, O: PortOwnerLookup>(
     binder: &B,
     probe: &P,
+    owners: &O,
     endpoint: Endpoint,
 ) -> Result<HeldPort<B::Listener>, Refusal> {
-    match port_lock::acquire(binder, endpoint).await {
-        Ok(held) => Ok(held),
-        Err(error) => {
-            let holder = match &error {
-                GatewayLockError::AlreadyListening { endpoint } => {
-                    Some(probe.identify(*endpoint).await)
-                }
-                _ => None,
-            };
-            Err(Refusal { error, holder })
-        }
-    }
+    let error = match port_lock::acquire(binder, endpoint).await {
+        Ok(held) => return Ok(held),
+        Err(error) => error,
+    };
+    let GatewayLockError::AlreadyListening { endpoint: taken } = &error else {
+        return Err(Refusal {
+            error,
+            holder: None,
+            owners: None,
+        });
+    };
+    let holder = probe.identify(*taken).await;
+    let owners = match holder {
+        Holder::Gateway(_) => None,
+        Holder::Unconfirmed => Some(owners.owners(*taken)),
+    };
+    Err(Refusal {
+        error,
+        holder: Some(holder),
+        owners,
+    })
+}
+
+/// Takes the profile's lock, once the port is held. A refusal carries the
+/// contract's `profile "NAME" is already in use ...` line.
+pub fn take_profile_lock<L: ProfileLocker>(
+    locker: &L,
+    profile: &ProfileName,
+    state_dir: &Path,
+    record: &LockRecord,
+) -> Result<L::Guard, Refusal> {
+    locker
+        .acquire(state_dir, record)
+        .map_err(|failure| Refusal {
+            error: failure.into_lock_error(profile),
+            holder: None,
+            owners: None,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use gateway_domain::{ExitCode, GatewayIdentity, HealthReport, Holder};
+    use gateway_domain::port_owner::{PortOwners, ProcessInfo};
+    use gateway_domain::profile::ProfileLockFailure;
+    use gateway_domain::{ExitCode, GatewayIdentity, HealthReport};
     use mockall::{Sequence, mock, predicate::eq};
     use std::io;
     use std::sync::Arc;
@@ -62,6 +96,82 @@ mod tests {
         }
     }
 
+    mock! {
+        Locker {}
+        impl ProfileLocker for Locker {
+            type Guard = ();
+            fn acquire(&self, dir: &Path, record: &LockRecord) -> Result<(), ProfileLockFailure>;
+        }
+    }
+
+    fn record() -> LockRecord {
+        LockRecord {
+            pid: 99,
+            url: "ws://127.0.0.1:4001".into(),
+            port: 4001,
+            started_unix_ms: 0,
+        }
+    }
+
+    fn profile() -> ProfileName {
+        ProfileName::parse("work").unwrap()
+    }
+
+    #[test]
+    fn a_free_profile_is_locked_in_its_state_dir() {
+        let mut locker = MockLocker::new();
+        locker
+            .expect_acquire()
+            .withf(|dir, record| dir == Path::new("/state/work") && record.pid == 99)
+            .once()
+            .returning(|_, _| Ok(()));
+        assert!(
+            take_profile_lock(&locker, &profile(), Path::new("/state/work"), &record()).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_profile_held_by_another_gateway_exits_78_naming_it() {
+        let mut locker = MockLocker::new();
+        locker.expect_acquire().returning(|_, _| {
+            Err(ProfileLockFailure::Held {
+                holder: Some(LockRecord {
+                    pid: 4242,
+                    url: "ws://127.0.0.1:5000".into(),
+                    port: 5000,
+                    started_unix_ms: 0,
+                }),
+            })
+        });
+        let refusal =
+            take_profile_lock(&locker, &profile(), Path::new("/s"), &record()).unwrap_err();
+        assert_eq!(refusal.exit_code(), ExitCode::Refused);
+        let lines = refusal.report_lines();
+        assert_eq!(
+            lines[0],
+            "GatewayLockError: profile \"work\" is already in use by the gateway on ws://127.0.0.1:5000 (pid 4242)"
+        );
+        assert!(lines[1].contains("gateway stop --profile work"));
+    }
+
+    #[test]
+    fn an_unusable_state_dir_is_a_runtime_failure() {
+        let mut locker = MockLocker::new();
+        locker.expect_acquire().returning(|dir, _| {
+            Err(ProfileLockFailure::Unavailable {
+                path: dir.to_path_buf(),
+                source: io::Error::from(io::ErrorKind::PermissionDenied),
+            })
+        });
+        let refusal =
+            take_profile_lock(&locker, &profile(), Path::new("/s"), &record()).unwrap_err();
+        assert_eq!(refusal.exit_code(), ExitCode::RuntimeFailure);
+        assert!(
+            refusal.report_lines()[0]
+                .starts_with("GatewayLockError: cannot lock profile \"work\" at /s: ")
+        );
+    }
+
     fn v4(port: u16) -> Endpoint {
         Endpoint::new("127.0.0.1".parse().unwrap(), port)
     }
@@ -75,7 +185,7 @@ mod tests {
     }
 
     fn a_gateway() -> Holder {
-        Holder::Gateway(HealthReport::live(
+        Holder::Gateway(Box::new(HealthReport::live(
             &GatewayIdentity {
                 pid: 1,
                 port: 4000,
@@ -83,7 +193,20 @@ mod tests {
                 version: "0.1.0".into(),
             },
             10,
-        ))
+        )))
+    }
+
+    mock! {
+        Owners {}
+        impl PortOwnerLookup for Owners {
+            fn owners(&self, endpoint: Endpoint) -> PortOwners;
+        }
+    }
+
+    fn no_lookup() -> MockOwners {
+        let mut owners = MockOwners::new();
+        owners.expect_owners().never();
+        owners
     }
 
     fn no_probe() -> MockProbe {
@@ -111,7 +234,7 @@ mod tests {
             .once()
             .in_sequence(&mut order)
             .returning(move |_| Ok(FakeListener(d.clone())));
-        let held = take_port_lock(&binder, &no_probe(), v4(4000))
+        let held = take_port_lock(&binder, &no_probe(), &no_lookup(), v4(4000))
             .await
             .unwrap();
         assert_eq!(held.listeners.len(), 2);
@@ -128,7 +251,9 @@ mod tests {
             .with(eq(v4(4000)))
             .once()
             .returning(|_| a_gateway());
-        let refusal = take_port_lock(&binder, &probe, v4(4000)).await.unwrap_err();
+        let refusal = take_port_lock(&binder, &probe, &no_lookup(), v4(4000))
+            .await
+            .unwrap_err();
         assert_eq!(refusal.exit_code(), ExitCode::Refused);
         assert_eq!(
             refusal.report_lines()[0],
@@ -145,8 +270,25 @@ mod tests {
             .expect_identify()
             .once()
             .returning(|_| Holder::Unconfirmed);
-        let refusal = take_port_lock(&binder, &probe, v4(4000)).await.unwrap_err();
+        let mut owners = MockOwners::new();
+        owners
+            .expect_owners()
+            .with(eq(v4(4000)))
+            .once()
+            .returning(|_| {
+                PortOwners::Visible(vec![ProcessInfo {
+                    pid: 321,
+                    program: Some("python3".into()),
+                }])
+            });
+        let refusal = take_port_lock(&binder, &probe, &owners, v4(4000))
+            .await
+            .unwrap_err();
         assert_eq!(refusal.exit_code(), ExitCode::PortHeld);
+        assert_eq!(
+            refusal.report_lines()[1],
+            "  held by pid 321 (python3), which does not answer as a gateway"
+        );
     }
 
     #[tokio::test]
@@ -158,7 +300,7 @@ mod tests {
                 io::Error::from(io::ErrorKind::PermissionDenied),
             ))
         });
-        let refusal = take_port_lock(&binder, &no_probe(), v4(80))
+        let refusal = take_port_lock(&binder, &no_probe(), &no_lookup(), v4(80))
             .await
             .unwrap_err();
         assert_eq!(refusal.exit_code(), ExitCode::BindFailed);
@@ -188,7 +330,14 @@ mod tests {
             .with(eq(v6(4000)))
             .once()
             .returning(|_| Holder::Unconfirmed);
-        let refusal = take_port_lock(&binder, &probe, v4(4000)).await.unwrap_err();
+        let mut owners = MockOwners::new();
+        owners
+            .expect_owners()
+            .with(eq(v6(4000)))
+            .returning(|_| PortOwners::Hidden);
+        let refusal = take_port_lock(&binder, &probe, &owners, v4(4000))
+            .await
+            .unwrap_err();
         assert_eq!(refusal.exit_code(), ExitCode::PortHeld);
         assert_eq!(
             drops.load(Ordering::SeqCst),
@@ -210,7 +359,7 @@ mod tests {
                 io::Error::from(io::ErrorKind::AddrNotAvailable),
             ))
         });
-        let held = take_port_lock(&binder, &no_probe(), v4(4000))
+        let held = take_port_lock(&binder, &no_probe(), &no_lookup(), v4(4000))
             .await
             .unwrap();
         assert_eq!(held.listeners.len(), 1);

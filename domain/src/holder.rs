@@ -15,7 +15,7 @@ pub const HOLDER_PROBE_BUDGET: Duration = Duration::from_millis(150);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
     /// A gateway, which described itself.
-    Gateway(HealthReport),
+    Gateway(Box<HealthReport>),
     /// Anything else: no answer in time, not HTTP, or not a gateway's body.
     Unconfirmed,
 }

@@ -14,6 +14,9 @@ pub mod lock_policy;
 pub mod notifier;
 pub mod port_binder;
 pub mod port_lock;
+pub mod port_owner;
+pub mod port_status;
+pub mod profile;
 pub mod protocol;
 pub mod serving;
 

@@ -29,6 +29,15 @@ pub enum GatewayLockError {
         holder_url: String,
         holder_pid: String,
     },
+
+    /// The profile's state directory or lock file cannot be used at all.
+    #[error("cannot lock profile \"{profile}\" at {path}: {source}")]
+    ProfileUnavailable {
+        profile: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl GatewayLockError {
@@ -43,7 +52,7 @@ impl GatewayLockError {
             Self::AlreadyListening { endpoint } | Self::BindFailed { endpoint, .. } => {
                 Some(*endpoint)
             }
-            Self::ProfileInUse { .. } => None,
+            Self::ProfileInUse { .. } | Self::ProfileUnavailable { .. } => None,
         }
     }
 }

@@ -4,12 +4,16 @@
 use crate::exit_code::ExitCode;
 use crate::holder::Holder;
 use crate::lock_error::GatewayLockError;
+use crate::port_owner::PortOwners;
 
 /// A start that did not get the lock, with everything needed to report it.
 #[derive(Debug)]
 pub struct Refusal {
     pub error: GatewayLockError,
+    /// What answered on the taken port, when it was asked.
     pub holder: Option<Holder>,
+    /// Who the OS says owns the taken port, when it was looked up.
+    pub owners: Option<PortOwners>,
 }
 
 impl Refusal {
@@ -23,6 +27,7 @@ impl Refusal {
             (GatewayLockError::AlreadyListening { .. }, _) => ExitCode::PortHeld,
             (GatewayLockError::BindFailed { .. }, _) => ExitCode::BindFailed,
             (GatewayLockError::ProfileInUse { .. }, _) => ExitCode::Refused,
+            (GatewayLockError::ProfileUnavailable { .. }, _) => ExitCode::RuntimeFailure,
         }
     }
 
@@ -45,7 +50,13 @@ impl Refusal {
                     ));
                 }
                 _ => {
-                    lines.push("  held by a process that does not answer as a gateway".to_owned());
+                    let who = self.owners.as_ref().map_or_else(
+                        || "a process not visible to this user".to_owned(),
+                        PortOwners::describe,
+                    );
+                    lines.push(format!(
+                        "  held by {who}, which does not answer as a gateway"
+                    ));
                     lines.push(
                         "  free the port, or start on another one with `gateway --port <port>`"
                             .to_owned(),
@@ -53,7 +64,20 @@ impl Refusal {
                 }
             }
         }
+        if let GatewayLockError::ProfileInUse { profile, .. } = &self.error {
+            lines.push(format!(
+                "  each profile runs one gateway: stop it with `gateway stop --profile {profile}`, or use another profile with `gateway --profile <name> --port <port>`"
+            ));
+        }
         lines
+    }
+
+    /// Whether the refusal is "the port is in use", which `--force` can act on.
+    pub fn port_in_use(&self) -> Option<crate::Endpoint> {
+        match &self.error {
+            GatewayLockError::AlreadyListening { endpoint } => Some(*endpoint),
+            _ => None,
+        }
     }
 }
 
@@ -86,7 +110,7 @@ mod tests {
             profile: "default".into(),
             version: "0.1.0".into(),
         };
-        Holder::Gateway(HealthReport::live(&id, 3_723_000))
+        Holder::Gateway(Box::new(HealthReport::live(&id, 3_723_000)))
     }
 
     #[test]
@@ -96,6 +120,7 @@ mod tests {
                 endpoint: endpoint(),
             },
             holder: Some(gateway_holder()),
+            owners: None,
         };
         assert_eq!(r.exit_code(), ExitCode::Refused);
         let lines = r.report_lines();
@@ -115,8 +140,16 @@ mod tests {
                 endpoint: endpoint(),
             },
             holder: Some(Holder::Unconfirmed),
+            owners: Some(PortOwners::Visible(vec![crate::port_owner::ProcessInfo {
+                pid: 31,
+                program: Some("nc".into()),
+            }])),
         };
         assert_eq!(r.exit_code(), ExitCode::PortHeld);
+        assert_eq!(
+            r.report_lines()[1],
+            "  held by pid 31 (nc), which does not answer as a gateway"
+        );
     }
 
     #[test]
@@ -127,6 +160,7 @@ mod tests {
                 source: io::Error::from(io::ErrorKind::PermissionDenied),
             },
             holder: None,
+            owners: None,
         };
         assert_eq!(r.exit_code(), ExitCode::BindFailed);
         assert_eq!(r.report_lines().len(), 1);

@@ -1,0 +1,88 @@
+//! Who owns a listening socket, read from Linux's `/proc` with the `procfs` crate:
+//! the `/proc/net/tcp{,6}` LISTEN entries give the socket inode, and the process
+//! whose `/proc/PID/fd` links to that inode is the owner. `procfs` is used rather
+//! than `listeners` because it needs no extra system crates and reports exactly
+//! what the OS allows this user to see (other users' fds are unreadable).
+
+use gateway_domain::Endpoint;
+#[cfg(target_os = "linux")]
+use gateway_domain::port_owner::ProcessInfo;
+use gateway_domain::port_owner::{PortOwnerLookup, PortOwners};
+
+/// Looks up listening-socket owners in `/proc`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcPortOwners;
+
+impl PortOwnerLookup for ProcPortOwners {
+    #[cfg(target_os = "linux")]
+    fn owners(&self, endpoint: Endpoint) -> PortOwners {
+        use procfs::net::TcpState;
+        use procfs::process::FDTarget;
+        use std::collections::HashSet;
+
+        let port = endpoint.port();
+        let (Ok(tcp4), Ok(tcp6)) = (procfs::net::tcp(), procfs::net::tcp6()) else {
+            return PortOwners::Unknown;
+        };
+        let inodes: HashSet<u64> = tcp4
+            .into_iter()
+            .chain(tcp6)
+            .filter(|e| e.state == TcpState::Listen && e.local_address.port() == port)
+            .map(|e| e.inode)
+            .collect();
+        if inodes.is_empty() {
+            return PortOwners::None;
+        }
+        let Ok(processes) = procfs::process::all_processes() else {
+            return PortOwners::Unknown;
+        };
+        let mut owners: Vec<ProcessInfo> = Vec::new();
+        for process in processes.flatten() {
+            let Ok(fds) = process.fd() else { continue };
+            let owns = fds
+                .flatten()
+                .any(|fd| matches!(fd.target, FDTarget::Socket(inode) if inodes.contains(&inode)));
+            if owns {
+                let pid = u32::try_from(process.pid).unwrap_or_default();
+                let program = process.stat().ok().map(|s| s.comm);
+                owners.push(ProcessInfo { pid, program });
+            }
+        }
+        if owners.is_empty() {
+            PortOwners::Hidden
+        } else {
+            PortOwners::Visible(owners)
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn owners(&self, _endpoint: Endpoint) -> PortOwners {
+        PortOwners::Unknown
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_this_process_as_the_owner_of_its_listener() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let owners = ProcPortOwners.owners(Endpoint::new("127.0.0.1".parse().unwrap(), port));
+        let PortOwners::Visible(owners) = owners else {
+            panic!("not visible: {owners:?}")
+        };
+        assert!(owners.iter().any(|p| p.pid == std::process::id()));
+    }
+
+    #[test]
+    fn a_free_port_has_no_owner() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let owners = ProcPortOwners.owners(Endpoint::new("127.0.0.1".parse().unwrap(), port));
+        assert_eq!(owners, PortOwners::None);
+    }
+}

@@ -1,0 +1,52 @@
+//! `gateway stop`: SIGTERM to the gateway on the port, after checking it is one, then
+//! wait until the port is free and the process gone.
+
+use std::time::{Duration, Instant};
+
+use gateway_adapters::holder_probe::is_accepting;
+use gateway_adapters::process_signal::{self, StopSignal};
+use gateway_domain::ExitCode;
+use gateway_domain::port_status::{StopPlan, plan_stop};
+
+use crate::cli::StopArgs;
+use crate::status;
+
+const POLL: Duration = Duration::from_millis(10);
+const CONNECT_BUDGET: Duration = Duration::from_millis(200);
+
+pub async fn run(args: StopArgs) -> ExitCode {
+    let endpoint = status::endpoint(&args.target);
+    let observed = status::observe(endpoint).await;
+    match plan_stop(&observed) {
+        StopPlan::NothingRunning => {
+            println!("no gateway running on {endpoint}");
+            ExitCode::NotRunning
+        }
+        StopPlan::LeaveAlone { reason } => {
+            eprintln!("gateway stop: {reason}");
+            ExitCode::ForeignHolder
+        }
+        StopPlan::Terminate { pid } => {
+            if let Err(error) = process_signal::send(pid, StopSignal::Terminate) {
+                eprintln!("gateway stop: cannot signal gateway pid {pid}: {error}");
+                return ExitCode::RuntimeFailure;
+            }
+            let deadline = Instant::now() + Duration::from_secs(args.timeout);
+            loop {
+                let port_free = !is_accepting(endpoint, CONNECT_BUDGET).await;
+                if port_free && !process_signal::is_alive(pid) {
+                    println!("stopped gateway pid {pid} on {endpoint}");
+                    return ExitCode::Clean;
+                }
+                if Instant::now() >= deadline {
+                    eprintln!(
+                        "gateway stop: gateway pid {pid} still running after {}s",
+                        args.timeout
+                    );
+                    return ExitCode::RuntimeFailure;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! What is on a port, for `gateway status` and `gateway stop`: a gateway, something
+//! else, or nothing; and whether `stop` may signal it.
+
+use serde::Serialize;
+
+use crate::endpoint::Endpoint;
+use crate::exit_code::ExitCode;
+use crate::identity::HealthReport;
+use crate::lock_policy::human_uptime;
+use crate::port_owner::PortOwners;
+
+/// The three states of the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortState {
+    /// A gateway answered `/healthz`.
+    Running(HealthReport),
+    /// Nothing accepts connections on the port.
+    Stopped,
+    /// Something accepts connections but is not a gateway.
+    Foreign,
+}
+
+/// One observation of a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortStatus {
+    pub endpoint: Endpoint,
+    pub state: PortState,
+    pub owners: PortOwners,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusJson<'a> {
+    state: &'static str,
+    url: String,
+    pid: Option<u32>,
+    program: Option<&'a str>,
+    version: Option<&'a str>,
+    profile: Option<&'a str>,
+    uptime_ms: Option<u64>,
+}
+
+impl PortStatus {
+    /// Combines what the probe, a connection attempt and the OS said.
+    pub fn observe(
+        endpoint: Endpoint,
+        health: Option<HealthReport>,
+        accepting: bool,
+        owners: PortOwners,
+    ) -> Self {
+        let state = match health {
+            Some(report) if report.is_gateway() => PortState::Running(report),
+            _ if accepting => PortState::Foreign,
+            _ => PortState::Stopped,
+        };
+        Self {
+            endpoint,
+            state,
+            owners,
+        }
+    }
+
+    /// `status`: 0 running, 3 stopped, 4 foreign.
+    pub fn exit_code(&self) -> ExitCode {
+        match self.state {
+            PortState::Running(_) => ExitCode::Clean,
+            PortState::Stopped => ExitCode::NotRunning,
+            PortState::Foreign => ExitCode::ForeignHolder,
+        }
+    }
+
+    /// The pid to report: the gateway's own word, or the visible owner.
+    fn pid(&self) -> Option<u32> {
+        match &self.state {
+            PortState::Running(report) => Some(report.pid),
+            PortState::Foreign => self.owners.processes().first().map(|p| p.pid),
+            PortState::Stopped => None,
+        }
+    }
+
+    fn program(&self) -> Option<&str> {
+        let pid = self.pid()?;
+        self.owners
+            .processes()
+            .iter()
+            .find(|p| p.pid == pid)
+            .and_then(|p| p.program.as_deref())
+    }
+
+    /// The one-object `--json` output.
+    pub fn to_json(&self) -> String {
+        let report = match &self.state {
+            PortState::Running(report) => Some(report),
+            _ => None,
+        };
+        let json = StatusJson {
+            state: match self.state {
+                PortState::Running(_) => "running",
+                PortState::Stopped => "stopped",
+                PortState::Foreign => "foreign",
+            },
+            url: self.endpoint.to_string(),
+            pid: self.pid(),
+            program: self.program(),
+            version: report.map(|r| r.version.as_str()),
+            profile: report.map(|r| r.profile.as_str()),
+            uptime_ms: report.map(|r| r.uptime_ms),
+        };
+        serde_json::to_string(&json).unwrap_or_default()
+    }
+
+    /// The human summary.
+    pub fn summary(&self) -> String {
+        let url = self.endpoint;
+        match &self.state {
+            PortState::Running(r) => format!(
+                "gateway running on {url}\n  pid {}, version {}, profile \"{}\", up {}",
+                r.pid,
+                r.version,
+                r.profile,
+                human_uptime(r.uptime_ms)
+            ),
+            PortState::Stopped => format!("no gateway running on {url}"),
+            PortState::Foreign => format!(
+                "{url} is held by something that is not a gateway: {}",
+                self.owners.describe()
+            ),
+        }
+    }
+}
+
+/// What `gateway stop` will do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopPlan {
+    /// Nothing listens: exit 3.
+    NothingRunning,
+    /// The holder is not (provably) a gateway: touch nothing, exit 4.
+    LeaveAlone { reason: String },
+    /// SIGTERM this pid and wait for the port.
+    Terminate { pid: u32 },
+}
+
+/// Decides `stop`. A gateway's `/healthz` pid is signalled only if the OS agrees that
+/// this pid owns the listening socket, whenever the OS shows the owner at all.
+pub fn plan_stop(status: &PortStatus) -> StopPlan {
+    match &status.state {
+        PortState::Stopped => StopPlan::NothingRunning,
+        PortState::Foreign => StopPlan::LeaveAlone {
+            reason: format!(
+                "{} is held by something that is not a gateway ({}); leaving it alone",
+                status.endpoint,
+                status.owners.describe()
+            ),
+        },
+        PortState::Running(report) => match &status.owners {
+            PortOwners::Visible(owners) if !owners.iter().any(|p| p.pid == report.pid) => {
+                StopPlan::LeaveAlone {
+                    reason: format!(
+                        "{} answers as gateway pid {}, but the listening socket belongs to {}; leaving it alone",
+                        status.endpoint,
+                        report.pid,
+                        status.owners.describe()
+                    ),
+                }
+            }
+            _ => StopPlan::Terminate { pid: report.pid },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::GatewayIdentity;
+    use crate::port_owner::ProcessInfo;
+
+    fn endpoint() -> Endpoint {
+        Endpoint::new("127.0.0.1".parse().unwrap(), 5555)
+    }
+
+    fn report(pid: u32) -> HealthReport {
+        HealthReport::live(
+            &GatewayIdentity {
+                pid,
+                port: 5555,
+                profile: "default".into(),
+                version: "0.1.0".into(),
+            },
+            61_000,
+        )
+    }
+
+    fn owner(pid: u32, program: &str) -> PortOwners {
+        PortOwners::Visible(vec![ProcessInfo {
+            pid,
+            program: Some(program.into()),
+        }])
+    }
+
+    #[test]
+    fn running_gateway_is_0_and_stop_signals_its_pid() {
+        let s = PortStatus::observe(endpoint(), Some(report(10)), true, owner(10, "gateway"));
+        assert_eq!(s.exit_code(), ExitCode::Clean);
+        assert_eq!(
+            s.to_json(),
+            r#"{"state":"running","url":"ws://127.0.0.1:5555","pid":10,"program":"gateway","version":"0.1.0","profile":"default","uptimeMs":61000}"#
+        );
+        assert_eq!(plan_stop(&s), StopPlan::Terminate { pid: 10 });
+    }
+
+    #[test]
+    fn nothing_listening_is_3() {
+        let s = PortStatus::observe(endpoint(), None, false, PortOwners::None);
+        assert_eq!(s.exit_code(), ExitCode::NotRunning);
+        assert_eq!(
+            s.to_json(),
+            r#"{"state":"stopped","url":"ws://127.0.0.1:5555","pid":null,"program":null,"version":null,"profile":null,"uptimeMs":null}"#
+        );
+        assert_eq!(plan_stop(&s), StopPlan::NothingRunning);
+    }
+
+    #[test]
+    fn a_foreign_holder_is_4_and_left_alone() {
+        let s = PortStatus::observe(endpoint(), None, true, owner(77, "nginx"));
+        assert_eq!(s.exit_code(), ExitCode::ForeignHolder);
+        assert!(s.to_json().contains(r#""pid":77,"program":"nginx""#));
+        assert!(matches!(plan_stop(&s), StopPlan::LeaveAlone { .. }));
+    }
+
+    #[test]
+    fn a_healthz_pid_that_does_not_own_the_socket_is_left_alone() {
+        let s = PortStatus::observe(endpoint(), Some(report(10)), true, owner(11, "proxy"));
+        let StopPlan::LeaveAlone { reason } = plan_stop(&s) else {
+            panic!("would signal")
+        };
+        assert!(reason.contains("pid 11 (proxy)"), "{reason}");
+    }
+
+    #[test]
+    fn when_the_os_hides_the_owner_the_gateway_word_is_taken() {
+        let s = PortStatus::observe(endpoint(), Some(report(10)), true, PortOwners::Hidden);
+        assert_eq!(plan_stop(&s), StopPlan::Terminate { pid: 10 });
+    }
+}

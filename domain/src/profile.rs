@@ -1,0 +1,235 @@
+//! Profiles: a name, the state directory it owns, and the lock that makes two
+//! gateways on one profile impossible on any ports.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The longest profile name accepted.
+pub const MAX_PROFILE_NAME: usize = 64;
+/// The lock file inside a profile's state directory.
+pub const LOCK_FILE_NAME: &str = "gateway.lock";
+
+/// A validated profile name: safe to use as one path component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileName(String);
+
+/// Why a profile name was refused (a usage error).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileNameError {
+    #[error("invalid profile name \"{0}\": must not be empty")]
+    Empty(String),
+    #[error("invalid profile name \"{0}\": must not contain a path separator or \"..\"")]
+    PathLike(String),
+    #[error("invalid profile name \"{0}\": longer than {MAX_PROFILE_NAME} characters")]
+    TooLong(String),
+    #[error("invalid profile name \"{0}\": control characters are not allowed")]
+    ControlCharacter(String),
+}
+
+impl ProfileName {
+    pub fn parse(name: &str) -> Result<Self, ProfileNameError> {
+        let owned = || name.to_owned();
+        if name.is_empty() {
+            Err(ProfileNameError::Empty(owned()))
+        } else if name.contains(['/', '\\']) || name.contains("..") || name == "." {
+            Err(ProfileNameError::PathLike(owned()))
+        } else if name.chars().count() > MAX_PROFILE_NAME {
+            Err(ProfileNameError::TooLong(owned()))
+        } else if name.chars().any(char::is_control) {
+            Err(ProfileNameError::ControlCharacter(owned()))
+        } else {
+            Ok(Self(name.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProfileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a profile keeps its state: `--state-dir`/`GATEWAY_STATE_DIR` >
+/// `$XDG_STATE_HOME/gateway/<profile>` > `~/.local/state/gateway/<profile>`.
+/// `None` when none of them is known (no home directory).
+pub fn state_dir(
+    explicit: Option<&Path>,
+    xdg_state_home: Option<&Path>,
+    home: Option<&Path>,
+    profile: &ProfileName,
+) -> Option<PathBuf> {
+    if let Some(dir) = explicit {
+        return Some(dir.to_path_buf());
+    }
+    // XDG says a relative XDG_STATE_HOME is invalid and must be ignored.
+    let base = match xdg_state_home.filter(|p| p.is_absolute()) {
+        Some(xdg) => xdg.to_path_buf(),
+        None => home?.join(".local").join("state"),
+    };
+    Some(base.join("gateway").join(profile.as_str()))
+}
+
+/// What a gateway writes into its lock file, for people to read. Nothing decides
+/// anything from it except the wording of an error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRecord {
+    pub pid: u32,
+    pub url: String,
+    pub port: u16,
+    pub started_unix_ms: u64,
+}
+
+impl LockRecord {
+    pub fn to_text(&self) -> String {
+        format!(
+            "pid={}\nurl={}\nport={}\nstarted_unix_ms={}\n",
+            self.pid, self.url, self.port, self.started_unix_ms
+        )
+    }
+
+    /// Reads what a holder wrote; `None` if it is not a complete record (the holder
+    /// may be between taking the lock and writing).
+    pub fn parse(text: &str) -> Option<Self> {
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .map(str::trim)
+        };
+        Some(Self {
+            pid: field("pid")?.parse().ok()?,
+            url: field("url")?.to_owned(),
+            port: field("port")?.parse().ok()?,
+            started_unix_ms: field("started_unix_ms")?.parse().ok()?,
+        })
+    }
+}
+
+/// Why a profile lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileLockFailure {
+    /// Another process holds the lock; its record, when readable.
+    #[error("profile lock is held")]
+    Held { holder: Option<LockRecord> },
+    /// The state directory or lock file could not be created or locked.
+    #[error("{path}: {source}")]
+    Unavailable { path: PathBuf, source: io::Error },
+}
+
+impl ProfileLockFailure {
+    /// The lock error a start refused by this failure reports.
+    pub fn into_lock_error(self, profile: &ProfileName) -> crate::GatewayLockError {
+        match self {
+            Self::Held { holder } => crate::GatewayLockError::ProfileInUse {
+                profile: profile.to_string(),
+                holder_url: holder
+                    .as_ref()
+                    .map_or_else(|| "an unknown address".to_owned(), |h| h.url.clone()),
+                holder_pid: holder
+                    .as_ref()
+                    .map_or_else(|| "unknown".to_owned(), |h| h.pid.to_string()),
+            },
+            Self::Unavailable { path, source } => crate::GatewayLockError::ProfileUnavailable {
+                profile: profile.to_string(),
+                path: path.display().to_string(),
+                source,
+            },
+        }
+    }
+}
+
+/// Takes a profile's lock.
+pub trait ProfileLocker: Send + Sync {
+    /// Proof of holding the lock; dropping it releases the lock.
+    type Guard: Send;
+
+    /// Creates `dir` (mode 0700) if needed, takes an exclusive advisory lock on
+    /// `dir/gateway.lock` without waiting, and writes `record` into it.
+    ///
+    /// MUST return [`ProfileLockFailure::Held`] when another open file holds the lock,
+    /// with the holder's record if it can be read, and MUST NOT wait for it.
+    fn acquire(&self, dir: &Path, record: &LockRecord) -> Result<Self::Guard, ProfileLockFailure>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_names_are_accepted() {
+        for name in [
+            "default",
+            "dev",
+            "work-2",
+            "a.b",
+            "ünïcode",
+            &"x".repeat(64),
+        ] {
+            assert!(ProfileName::parse(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        assert!(matches!(
+            ProfileName::parse(""),
+            Err(ProfileNameError::Empty(_))
+        ));
+        for name in ["a/b", "..", "a..b", "/abs", "back\\slash", "."] {
+            assert!(
+                matches!(ProfileName::parse(name), Err(ProfileNameError::PathLike(_))),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            ProfileName::parse(&"x".repeat(65)),
+            Err(ProfileNameError::TooLong(_))
+        ));
+        assert!(matches!(
+            ProfileName::parse("a\nb"),
+            Err(ProfileNameError::ControlCharacter(_))
+        ));
+    }
+
+    #[test]
+    fn state_dir_precedence() {
+        let p = ProfileName::parse("dev").unwrap();
+        let explicit = Path::new("/srv/gw");
+        let xdg = Path::new("/xdg");
+        let home = Path::new("/home/u");
+        assert_eq!(
+            state_dir(Some(explicit), Some(xdg), Some(home), &p).unwrap(),
+            explicit
+        );
+        assert_eq!(
+            state_dir(None, Some(xdg), Some(home), &p).unwrap(),
+            Path::new("/xdg/gateway/dev")
+        );
+        assert_eq!(
+            state_dir(None, None, Some(home), &p).unwrap(),
+            Path::new("/home/u/.local/state/gateway/dev")
+        );
+        assert_eq!(
+            state_dir(None, Some(Path::new("rel")), Some(home), &p).unwrap(),
+            Path::new("/home/u/.local/state/gateway/dev")
+        );
+        assert_eq!(state_dir(None, None, None, &p), None);
+    }
+
+    #[test]
+    fn lock_record_round_trips_and_tolerates_partial_files() {
+        let r = LockRecord {
+            pid: 12,
+            url: "ws://127.0.0.1:5000".into(),
+            port: 5000,
+            started_unix_ms: 99,
+        };
+        assert_eq!(LockRecord::parse(&r.to_text()), Some(r));
+        assert_eq!(LockRecord::parse(""), None);
+        assert_eq!(LockRecord::parse("pid=12\n"), None);
+    }
+}
