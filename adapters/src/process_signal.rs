@@ -31,10 +31,60 @@ pub fn send(pid: u32, signal: StopSignal) -> io::Result<()> {
     kill(Pid::from_raw(raw), signal).map_err(io::Error::from)
 }
 
-/// Whether `pid` still exists (a zombie counts as gone only once reaped).
+/// Whether `pid` still runs. A zombie (exited, not yet reaped by its parent) has
+/// already released everything, so it counts as gone.
 pub fn is_alive(pid: u32) -> bool {
     let Ok(raw) = i32::try_from(pid) else {
         return false;
     };
-    !matches!(kill(Pid::from_raw(raw), None), Err(Errno::ESRCH))
+    if matches!(kill(Pid::from_raw(raw), None), Err(Errno::ESRCH)) {
+        return false;
+    }
+    !is_zombie(pid)
+}
+
+/// Reads the state letter of `/proc/PID/stat` (after the parenthesised name, which
+/// may itself contain parentheses). Where there is no `/proc`, nothing is a zombie.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, after_name) = stat.rsplit_once(')')?;
+            after_name.trim_start().chars().next()
+        })
+        .is_some_and(|state| state == 'Z' || state == 'X')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_process_is_alive_and_a_reaped_or_zombie_one_is_not() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(is_alive(pid));
+        send(pid, StopSignal::Kill).unwrap();
+        // Not reaped yet: a zombie, which must count as gone.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while is_alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still alive after SIGKILL"
+            );
+            std::thread::yield_now();
+        }
+        child.wait().unwrap();
+        assert!(!is_alive(pid));
+    }
+
+    #[test]
+    fn refuses_to_signal_itself_or_init() {
+        assert!(send(std::process::id(), StopSignal::Terminate).is_err());
+        assert!(send(1, StopSignal::Terminate).is_err());
+        assert!(send(0, StopSignal::Terminate).is_err());
+    }
 }

@@ -319,3 +319,82 @@ pub mod ws {
         while let Some(Ok(_)) = client.next().await {}
     }
 }
+
+/// Runs `gateway ARGS` (status, stop...) to completion: code, stdout, stderr.
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let state = TempDir::new("cli");
+    let mut child = gateway_command(args, state.path())
+        .spawn()
+        .expect("spawn gateway");
+    let deadline = Instant::now() + DEADLINE * 2;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("gateway {args:?} did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code().expect("exited"), stdout, stderr)
+}
+
+/// A process that is not a gateway holding a port (python3's plain socket), killed
+/// on drop.
+pub struct ForeignListener {
+    pub child: Child,
+}
+
+impl ForeignListener {
+    pub fn spawn(port: u16) -> Self {
+        let script = format!(
+            "import socket, sys, time\n\
+             s = socket.socket()\n\
+             s.bind(('127.0.0.1', {port}))\n\
+             s.listen()\n\
+             print('ready', flush=True)\n\
+             time.sleep(120)\n"
+        );
+        let mut child = Command::new("python3")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn python3");
+        let mut ready = [0u8; 6];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut ready)
+            .expect("the foreign listener is ready");
+        Self { child }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ForeignListener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
