@@ -68,9 +68,14 @@ pub struct RunArgs {
     #[arg(long, env = "GATEWAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
-    /// An extra Origin allowed to open the WebSocket (repeatable).
-    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    /// An extra Origin allowed to open the WebSocket, e.g. https://app.example.com (repeatable).
+    #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     pub allow_origins: Vec<String>,
+
+    /// Open connections beyond which new ones get 503 (keeps file descriptors in reserve).
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 
     /// Seconds the graceful stop may take before the gateway exits anyway (code 1).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
@@ -113,6 +118,10 @@ pub enum LogFormat {
 
 fn parse_port(text: &str) -> Result<u16, String> {
     config::parse_port(text).map_err(|e| e.to_string())
+}
+
+fn parse_origin(text: &str) -> Result<String, String> {
+    gateway_domain::guards::parse_origin(text)
 }
 
 fn parse_profile(text: &str) -> Result<ProfileName, String> {
@@ -206,6 +215,9 @@ mod tests {
             &["--profile", "a/b"],
             &["status", "--port", "0"],
             &["stop", "--timeout", "soon"],
+            &["--allow-origin", "example.com"],
+            &["--allow-origin", "https://example.com/path"],
+            &["--max-connections", "0"],
         ] {
             let err = parse(args).unwrap_err();
             assert_ne!(err.kind(), ErrorKind::DisplayHelp, "{args:?}");

@@ -85,6 +85,9 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
             },
             token: args.token.clone().filter(|t| !t.is_empty()),
             started,
+            allowed_origins: args.allow_origins.clone(),
+            loopback_hosts_only: endpoint.is_loopback(),
+            max_connections: args.max_connections as usize,
         },
     );
     tracing::info!("gateway listening on {endpoint} (pid {pid})");

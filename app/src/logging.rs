@@ -4,11 +4,22 @@
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Directive;
 
 use crate::cli::LogFormat;
 
+/// The WebSocket library logs whole frames at trace level, and a `connect` frame
+/// carries the token: its logs are capped, whatever `GATEWAY_LOG` asks for.
+const SECRET_SAFE_CAPS: [&str; 2] = ["tungstenite=info", "tokio_tungstenite=info"];
+
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("GATEWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter =
+        EnvFilter::try_from_env("GATEWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    for cap in SECRET_SAFE_CAPS {
+        if let Ok(directive) = cap.parse::<Directive>() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -3,10 +3,12 @@
 //! Nothing here touches a socket, a file, a clock or a runtime.
 #![forbid(unsafe_code)]
 
+pub mod auth_delay;
 pub mod classify;
 pub mod config;
 pub mod endpoint;
 pub mod exit_code;
+pub mod guards;
 pub mod holder;
 pub mod identity;
 pub mod lock_error;

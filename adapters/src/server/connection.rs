@@ -12,10 +12,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::StopToken;
 use super::routes;
-use super::state::GatewayState;
+use super::state::{ConnectionSlot, GatewayState};
 
 /// Headers must arrive within this, or the connection is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a refused (over the cap) client gets to take its 503.
+const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -34,13 +36,21 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let state_for_conn = Arc::clone(&state);
-                state
-                    .stop
-                    .http_connections
-                    .spawn(serve_connection(stream, peer, state_for_conn));
-            }
+            Ok((stream, peer)) => match state.open_connection() {
+                Some(slot) => {
+                    let state_for_conn = Arc::clone(&state);
+                    state.stop.http_connections.spawn(serve_connection(
+                        stream,
+                        peer,
+                        state_for_conn,
+                        Arc::new(slot),
+                    ));
+                }
+                None => {
+                    tracing::warn!(%peer, "connection cap reached; answering 503");
+                    state.stop.http_connections.spawn(refuse_busy(stream));
+                }
+            },
             Err(error) => {
                 tracing::warn!(%endpoint, %error, "accept failed; backing off");
                 tokio::select! {
@@ -54,13 +64,33 @@ pub(crate) async fn accept_loop(
     tracing::debug!(%endpoint, "listener closed");
 }
 
+/// Over the connection cap: a fixed 503 without reading the request, then close.
+async fn refuse_busy(mut stream: TcpStream) {
+    const BODY: &str = r#"{"error":{"code":"busy","message":"too many connections"}}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(
+        BUSY_WRITE_TIMEOUT,
+        tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes()),
+    )
+    .await;
+}
+
 /// Serves one connection: HTTP requests, and at most one WebSocket upgrade.
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<GatewayState>) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<GatewayState>,
+    slot: Arc<ConnectionSlot>,
+) {
     let _ = stream.set_nodelay(true);
     let close_http = state.stop.close_http.clone();
     let service_state = Arc::clone(&state);
-    let service =
-        service_fn(move |request| routes::handle(request, peer, Arc::clone(&service_state)));
+    let service = service_fn(move |request| {
+        routes::handle(request, peer, Arc::clone(&service_state), Arc::clone(&slot))
+    });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)

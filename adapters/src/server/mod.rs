@@ -1,6 +1,7 @@
 //! The gateway's server: HTTP and WebSocket on the held listeners, and the handle
 //! through which the stop sequence drains it step by step.
 
+mod auth_throttle;
 mod connection;
 mod routes;
 mod state;
@@ -26,6 +27,13 @@ pub struct ServerSettings {
     pub token: Option<String>,
     /// When the process started, for uptime.
     pub started: Instant,
+    /// Origins allowed to open the WebSocket besides loopback pages.
+    pub allowed_origins: Vec<String>,
+    /// Refuse requests whose `Host` is not a loopback name (set when bound on
+    /// loopback: the DNS-rebinding guard).
+    pub loopback_hosts_only: bool,
+    /// Open connections (HTTP and WebSocket) beyond which new ones get 503.
+    pub max_connections: usize,
 }
 
 /// A serving gateway. Implements the domain's [`ServingGateway`] so the app's stop

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gateway_domain::guards::is_loopback_host;
 use gateway_domain::identity::ReadyReport;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -13,7 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::state::GatewayState;
+use super::state::{ConnectionSlot, GatewayState};
 use super::websocket;
 
 /// Every response body is JSON.
@@ -24,7 +25,22 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
     peer: SocketAddr,
     state: Arc<GatewayState>,
+    slot: Arc<ConnectionSlot>,
 ) -> Result<JsonResponse, Infallible> {
+    if state.loopback_hosts_only && !host_is_loopback(&request) {
+        return Ok(close_after(error_response(
+            StatusCode::FORBIDDEN,
+            "forbidden_host",
+            "this gateway only answers requests addressed to localhost",
+        )));
+    }
+    if declared_body_len(&request).is_some_and(|len| len > MAX_BODY) {
+        return Ok(close_after(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request bodies are limited to 64 KiB",
+        )));
+    }
     if state.is_draining() {
         return Ok(draining(request.uri().path()));
     }
@@ -46,7 +62,7 @@ pub(crate) async fn handle(
         },
         "/" => match method {
             Method::GET if websocket::is_upgrade_request(&request) => {
-                websocket::upgrade(request, peer, state)
+                websocket::upgrade(request, peer, state, slot)
             }
             Method::GET => error_response(
                 StatusCode::UPGRADE_REQUIRED,
@@ -62,6 +78,41 @@ pub(crate) async fn handle(
         ),
     };
     Ok(response)
+}
+
+/// Largest request body accepted (bodies are never read; this bounds what a client
+/// may declare).
+const MAX_BODY: u64 = 64 * 1024;
+
+/// The `Host` header (or the absolute URI's authority) names loopback. A request
+/// without either (HTTP/1.0) carries no rebinding risk and passes.
+fn host_is_loopback<B>(request: &Request<B>) -> bool {
+    if let Some(authority) = request.uri().authority() {
+        return is_loopback_host(authority.as_str());
+    }
+    match request.headers().get(header::HOST) {
+        Some(host) => host.to_str().is_ok_and(is_loopback_host),
+        None => true,
+    }
+}
+
+fn declared_body_len<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Marks a refusal so the connection closes after it.
+fn close_after(mut response: JsonResponse) -> JsonResponse {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// The answer to any request once the stop has begun.

@@ -1,5 +1,6 @@
 //! What every connection of one gateway shares.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -7,6 +8,7 @@ use gateway_domain::protocol::dispatch::StatusReport;
 use gateway_domain::{GatewayIdentity, HealthReport};
 use tokio_util::task::TaskTracker;
 
+use super::auth_throttle::AuthThrottle;
 use super::{ServerSettings, StopToken};
 
 /// The stop signals each connection listens to, and the trackers that tell the stop
@@ -28,6 +30,16 @@ pub(crate) struct GatewayState {
     pub identity: GatewayIdentity,
     /// The token `connect` must carry, if any.
     pub token: Option<String>,
+    /// Origins allowed besides loopback pages.
+    pub allowed_origins: Vec<String>,
+    /// Whether the `Host` guard is on.
+    pub loopback_hosts_only: bool,
+    /// The connection cap.
+    max_connections: usize,
+    /// Open TCP connections, shared with every [`ConnectionSlot`].
+    open_connections: Arc<AtomicUsize>,
+    /// Delays for peers that presented wrong tokens.
+    pub auth_throttle: AuthThrottle,
     /// Process start, for uptime.
     started: Instant,
     /// Set at step 1 of the stop: readiness off, new work refused.
@@ -43,6 +55,11 @@ impl GatewayState {
         Self {
             identity: settings.identity,
             token: settings.token,
+            allowed_origins: settings.allowed_origins,
+            loopback_hosts_only: settings.loopback_hosts_only,
+            max_connections: settings.max_connections,
+            open_connections: Arc::new(AtomicUsize::new(0)),
+            auth_throttle: AuthThrottle::default(),
             started: settings.started,
             draining: AtomicBool::new(false),
             websocket_clients: AtomicUsize::new(0),
@@ -82,6 +99,15 @@ impl GatewayState {
         }
     }
 
+    /// Takes a connection slot, or `None` when the cap is reached.
+    pub fn open_connection(&self) -> Option<ConnectionSlot> {
+        let previous = self.open_connections.fetch_add(1, Ordering::AcqRel);
+        let slot = ConnectionSlot {
+            open: Arc::clone(&self.open_connections),
+        };
+        (previous < self.max_connections).then_some(slot)
+    }
+
     /// Counts a connected client for as long as the guard lives.
     pub fn client_connected(&self) -> ConnectedClient<'_> {
         self.websocket_clients.fetch_add(1, Ordering::Relaxed);
@@ -97,5 +123,17 @@ pub(crate) struct ConnectedClient<'a> {
 impl Drop for ConnectedClient<'_> {
     fn drop(&mut self) {
         self.state.websocket_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One open TCP connection counted against the cap; shared by the HTTP connection
+/// task and, after an upgrade, the WebSocket session. Uncounted on drop.
+pub(crate) struct ConnectionSlot {
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -262,6 +262,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_first_messages_never_panic_and_only_connect_is_accepted(
+            text in proptest::prelude::any::<String>(),
+            token in proptest::option::of("[a-z]{0,8}"),
+        ) {
+            let outcome = evaluate_connect(&text, token.as_deref(), &server());
+            if matches!(outcome, HandshakeOutcome::Accepted { .. }) {
+                proptest::prop_assert!(text.contains("connect"));
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_as_lossy_text_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = evaluate_connect(&text, Some("t"), &server());
+            let _ = crate::protocol::dispatch::route(&text);
+        }
+    }
+
     #[test]
     fn token_comparison() {
         assert!(tokens_match(b"abc", b"abc"));

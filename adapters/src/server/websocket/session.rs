@@ -14,6 +14,7 @@ use gateway_domain::protocol::{
 };
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -24,6 +25,10 @@ use crate::server::state::GatewayState;
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
+/// How long a client may take to accept one frame before it counts as a slow reader.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of an oversized frame read and discarded before the connection is dropped.
+const LINGER_MAX_BYTES: usize = 4 * MAX_PAYLOAD;
 /// How long a refused client has to answer our close before we drop it.
 const REFUSAL_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -32,6 +37,9 @@ enum Incoming {
     Text(String),
     /// The message breaks a rule: close with this.
     Refuse(CloseInstruction),
+    /// A frame over the hard size limit, refused from its header: the protocol
+    /// state is gone, the rest of the frame is still on the wire.
+    Oversized,
     /// The client closed or the connection broke.
     Gone,
 }
@@ -47,20 +55,38 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
     let text = match first {
         Err(_elapsed) => return refuse(&mut socket, close::HANDSHAKE_TIMEOUT).await,
         Ok(Incoming::Refuse(instruction)) => return refuse(&mut socket, instruction).await,
+        Ok(Incoming::Oversized) => return refuse_oversized(&mut socket).await,
         Ok(Incoming::Gone) => return,
         Ok(Incoming::Text(text)) => text,
     };
+    // A peer that recently presented wrong tokens waits before it hears back.
+    let delay = state.auth_throttle.delay_for(peer.ip());
+    if !delay.is_zero() {
+        tokio::select! {
+            () = shutdown.cancelled() => return say_goodbye(&mut socket).await,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
     match evaluate_connect(&text, state.token.as_deref(), &state.identity) {
         HandshakeOutcome::Rejected {
-            response, close, ..
+            response,
+            close,
+            unauthorized,
         } => {
+            if unauthorized {
+                state.auth_throttle.record_failure(peer.ip());
+                tracing::warn!(%peer, "connect with a missing or wrong token refused");
+            }
             if let Some(response) = response {
-                let _ = socket.send(Message::text(response)).await;
+                let _ = send(&mut socket, response).await;
             }
             return refuse(&mut socket, close).await;
         }
         HandshakeOutcome::Accepted { hello_ok, client } => {
-            if socket.send(Message::text(hello_ok)).await.is_err() {
+            if state.token.is_some() {
+                state.auth_throttle.record_success(peer.ip());
+            }
+            if send(&mut socket, hello_ok).await.is_err() {
                 return;
             }
             tracing::debug!(%peer, client = %client.name, version = %client.version, "client connected");
@@ -82,19 +108,36 @@ async fn serve(socket: &mut Socket, state: &GatewayState) {
             () = shutdown.cancelled() => return say_goodbye(socket).await,
             _ = ticks.tick() => {
                 seq += 1;
-                if socket.send(Message::text(frame::tick_event(unix_ms(), seq))).await.is_err() {
+                if send(socket, frame::tick_event(unix_ms(), seq)).await.is_err() {
                     return;
                 }
             }
             incoming = next_text(socket, MAX_PAYLOAD) => match incoming {
                 Incoming::Text(text) => {
-                    if socket.send(Message::text(answer(&text, state))).await.is_err() {
+                    if send(socket, answer(&text, state)).await.is_err() {
                         return;
                     }
                 }
                 Incoming::Refuse(instruction) => return refuse(socket, instruction).await,
+                Incoming::Oversized => return refuse_oversized(socket).await,
                 Incoming::Gone => return,
             },
+        }
+    }
+}
+
+/// Why a frame was not delivered.
+struct NotSent;
+
+/// Sends one text frame. A client that does not take it within [`SEND_TIMEOUT`] is a
+/// slow reader: it is dropped rather than buffered for.
+async fn send(socket: &mut Socket, text: String) -> Result<(), NotSent> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::text(text))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(NotSent),
+        Err(_elapsed) => {
+            tracing::warn!("websocket client is not reading; disconnecting it");
+            Err(NotSent)
         }
     }
 }
@@ -125,7 +168,7 @@ async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
                 return Incoming::Gone;
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-            Some(Err(WsError::Capacity(_))) => return Incoming::Refuse(close::MESSAGE_TOO_BIG),
+            Some(Err(WsError::Capacity(_))) => return Incoming::Oversized,
             Some(Err(_)) | None => return Incoming::Gone,
         }
     }
@@ -137,14 +180,39 @@ async fn refuse(socket: &mut Socket, instruction: CloseInstruction) {
     let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, drain(socket)).await;
 }
 
+/// Closes 1009 after an oversized frame. tungstenite refused it from its header, so
+/// the close frame is written by hand, and the rest of the frame is read and thrown
+/// away (a bounded "lingering close") so the client reads our close instead of a
+/// connection reset.
+async fn refuse_oversized(socket: &mut Socket) {
+    let instruction = close::MESSAGE_TOO_BIG;
+    let reason = instruction.reason.as_bytes();
+    let mut frame = Vec::with_capacity(4 + reason.len());
+    frame.push(0x88); // FIN + close opcode; server frames are unmasked
+    frame.push(u8::try_from(2 + reason.len()).unwrap_or(125));
+    frame.extend_from_slice(&instruction.code.to_be_bytes());
+    frame.extend_from_slice(reason);
+    let raw = socket.get_mut();
+    let linger = async {
+        if raw.write_all(&frame).await.is_err() || raw.flush().await.is_err() {
+            return;
+        }
+        let mut sink = [0u8; 16 * 1024];
+        let mut discarded = 0usize;
+        while discarded < LINGER_MAX_BYTES {
+            match raw.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, linger).await;
+}
+
 /// The gateway is stopping: the `shutdown` event, close 1001, and the wait for the
 /// client's close reply (bounded by the stop sequence's deadline).
 async fn say_goodbye(socket: &mut Socket) {
-    if socket
-        .send(Message::text(frame::shutdown_event()))
-        .await
-        .is_ok()
-    {
+    if send(socket, frame::shutdown_event()).await.is_ok() {
         send_close(socket, close::GOING_AWAY).await;
         drain(socket).await;
     }

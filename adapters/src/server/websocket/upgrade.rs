@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use gateway_domain::guards::origin_allowed;
 use gateway_domain::protocol::MAX_PAYLOAD;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -14,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::session;
 use crate::server::routes::{JsonResponse, error_response};
-use crate::server::state::GatewayState;
+use crate::server::state::{ConnectionSlot, GatewayState};
 
 /// Read buffer per connection: small, since most clients are idle most of the time.
 const READ_BUFFER: usize = 8 * 1024;
@@ -44,8 +45,26 @@ pub(crate) fn upgrade(
     mut request: Request<Incoming>,
     peer: SocketAddr,
     state: Arc<GatewayState>,
+    slot: Arc<ConnectionSlot>,
 ) -> JsonResponse {
     let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| origin_allowed(o, &state.allowed_origins));
+        if !allowed {
+            tracing::warn!(%peer, origin = ?origin, "websocket upgrade from a foreign origin refused");
+            let mut response = error_response(
+                StatusCode::FORBIDDEN,
+                "forbidden_origin",
+                "this origin may not open the gateway's WebSocket (see --allow-origin)",
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    }
     let version_ok = headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_some_and(|v| v.as_bytes() == b"13");
@@ -68,6 +87,8 @@ pub(crate) fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut request);
     let session_state = Arc::clone(&state);
     state.stop.websocket_sessions.spawn(async move {
+        // The session keeps the connection counted against the cap.
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()

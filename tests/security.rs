@@ -1,0 +1,252 @@
+//! The guards: Origin, Host, tokens and their delay, size and time limits, the
+//! connection cap, and garbage on the wire.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::ws::*;
+use support::*;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// Opens a WebSocket with an `Origin`; the HTTP status when refused.
+async fn open_with_origin(port: u16, origin: &str) -> Result<Client, u16> {
+    let mut request = format!("ws://127.0.0.1:{port}/")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", HeaderValue::from_str(origin).unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((client, _)) => Ok(client),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_origin_gets_403_and_no_socket() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    assert_eq!(
+        open_with_origin(port, "https://evil.example").await.err(),
+        Some(403)
+    );
+    assert_eq!(open_with_origin(port, "null").await.err(), Some(403));
+    let raw = http_request(
+        port,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Origin: http://localhost.evil.example\r\n\r\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(raw.status, 403);
+    assert_eq!(raw.json()["error"]["code"], "forbidden_origin");
+}
+
+#[tokio::test]
+async fn loopback_and_allowed_origins_pass() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &["--allow-origin", "https://app.example.com"]);
+    for origin in [
+        "http://localhost:3000",
+        "http://127.0.0.1",
+        "http://[::1]:8080",
+        "https://app.example.com",
+    ] {
+        let mut client = open_with_origin(port, origin)
+            .await
+            .unwrap_or_else(|status| panic!("{origin} refused with {status}"));
+        send_text(&mut client, connect_frame("c")).await;
+        assert_eq!(next_json(&mut client).await["ok"], true, "{origin}");
+    }
+    assert_eq!(
+        open_with_origin(port, "https://other.example.com")
+            .await
+            .err(),
+        Some(403)
+    );
+}
+
+#[test]
+fn a_non_loopback_host_gets_403_dns_rebinding_guard() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let ask = |host: &str| {
+        http_request(
+            port,
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .unwrap()
+    };
+    let refused = ask("evil.example:1234");
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.json()["error"]["code"], "forbidden_host");
+    assert_eq!(ask("attacker.example").status, 403);
+    for host in [
+        format!("localhost:{port}"),
+        "LOCALHOST".to_owned(),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(ask(&host).status, 200, "{host}");
+    }
+}
+
+fn connect_with_token(token: Option<&str>) -> String {
+    let mut params =
+        json!({"minProtocol": 1, "maxProtocol": 1, "client": {"name": "t", "version": "1"}});
+    if let Some(token) = token {
+        params["auth"] = json!({"token": token});
+    }
+    json!({"type": "req", "id": "auth", "method": "connect", "params": params}).to_string()
+}
+
+#[tokio::test]
+async fn a_configured_token_is_required_and_wrong_tokens_are_slowed_down() {
+    let port = free_port();
+    let mut gateway = Gateway::start(port, &["--token", "s3cret-t0ken"]);
+
+    for (attempt, token) in [None, Some("guess")].into_iter().enumerate() {
+        let mut client = open(port).await;
+        let started = Instant::now();
+        send_text(&mut client, connect_with_token(token)).await;
+        let response = next_json(&mut client).await;
+        let waited = started.elapsed();
+        assert_eq!(response["ok"], false);
+        assert_eq!(response["error"]["code"], "unauthorized");
+        let close = next_close(&mut client).await.expect("a close frame");
+        assert_eq!(u16::from(close.code), 1008);
+        if attempt == 1 {
+            // The second attempt from this peer waits at least the first delay.
+            assert!(
+                waited >= Duration::from_millis(250),
+                "answered after {waited:?}"
+            );
+        }
+    }
+
+    let mut client = open(port).await;
+    send_text(&mut client, connect_with_token(Some("s3cret-t0ken"))).await;
+    let hello = next_json(&mut client).await;
+    assert_eq!(hello["payload"]["type"], "hello-ok");
+    drop(client);
+
+    gateway.signal(nix::sys::signal::Signal::SIGTERM);
+    gateway.wait_exit();
+    let logs = gateway.stderr_now();
+    assert!(
+        !logs.contains("s3cret-t0ken"),
+        "the token leaked into the logs"
+    );
+}
+
+#[tokio::test]
+async fn a_message_over_1_mib_after_connect_closes_1009() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let (mut client, _) = connected(port).await;
+    send_text(&mut client, "y".repeat(1024 * 1024 + 1)).await;
+    let close = next_close(&mut client).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009);
+}
+
+#[test]
+fn a_declared_body_over_64_kib_gets_413() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let response = http_request(
+        port,
+        &format!(
+            "POST /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 70000\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(response.status, 413);
+    assert_eq!(response.json()["error"]["code"], "payload_too_large");
+}
+
+#[test]
+fn headers_that_never_finish_are_cut_off() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: loc")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let outcome = stream.read_to_end(&mut buf);
+    assert!(
+        outcome.is_ok(),
+        "the gateway kept the half-sent request open for {:?}: {outcome:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn connections_over_the_cap_get_503() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &["--max-connections", "4"]);
+    // Four idle connections take every slot.
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut refused = None;
+    wait_until("a connection over the cap to be refused", || {
+        refused = http_get(port, "/healthz").filter(|r| r.status == 503);
+        refused.is_some()
+    });
+    let refused = refused.unwrap();
+    assert_eq!(refused.json()["error"]["code"], "busy");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    drop(idle);
+    wait_until("a free slot after the idle connections close", || {
+        http_get(port, "/healthz").is_some_and(|r| r.status == 200)
+    });
+}
+
+#[test]
+fn garbage_http_never_wedges_the_gateway() {
+    let port = free_port();
+    let mut gateway = Gateway::start(port, &[]);
+    let huge_line = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let garbage: Vec<Vec<u8>> = vec![
+        b"\0\0\0\0\0\0\0\0\r\n\r\n".to_vec(),
+        huge_line.into_bytes(),
+        b"POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nshort".to_vec(),
+        b"GET /healthz HTTP/9.9\r\nHost: localhost\r\n\r\n".to_vec(),
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: -5\r\n\r\n".to_vec(),
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+            .to_vec(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(), // a TLS ClientHello
+        (0..=255u8).cycle().take(70_000).collect(),
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+            .to_vec(),
+    ];
+    for bytes in garbage {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.write_all(&bytes);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink);
+        }
+    }
+    assert!(gateway.is_running());
+    assert_eq!(http_get(port, "/healthz").unwrap().status, 200);
+}
