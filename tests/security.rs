@@ -250,3 +250,26 @@ fn garbage_http_never_wedges_the_gateway() {
     assert!(gateway.is_running());
     assert_eq!(http_get(port, "/healthz").unwrap().status, 200);
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_disconnected() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let (client, _) = connected(port).await;
+    // Keep asking, never read: the answers pile up until the gateway gives up on us.
+    let (mut sink, _unread) = client.split();
+    let request = r#"{"type":"req","id":"flood","method":"status","params":{}}"#;
+    let flood = async {
+        for _ in 0..5_000_000u32 {
+            if sink.send(Message::text(request)).await.is_err() {
+                return true;
+            }
+        }
+        false
+    };
+    let dropped = tokio::time::timeout(Duration::from_secs(60), flood).await;
+    assert_eq!(dropped, Ok(true), "the gateway kept a non-reading client");
+}
