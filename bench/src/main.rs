@@ -1,124 +1,139 @@
-//! `gateway-bench`: times what a user or supervisor waits for when starting the
-//! gateway, on the real binary, and prints medians.
+//! `gateway-bench`: every figure of the benchmark suite, for our gateway and for the
+//! Node reference side by side in one run; writes `docs/benchmarks.md` and the chart.
 //!
-//! - fail-fast: exec to exit of a start refused because a gateway holds the port;
-//! - ready: exec to the first `/healthz` 200.
-//!
-//! Usage: `gateway-bench [--gateway PATH] [--runs N]` (build the gateway with
-//! `cargo build --release -p gateway` first; PATH defaults to target/release/gateway).
+//! Run it with `bash bench/run` (builds what it needs first).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod client;
+mod memory;
+mod report;
+mod restart_gap;
+mod startup;
+mod stats;
+mod target;
+mod throughput;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use std::path::PathBuf;
+use std::time::Duration;
 
-fn main() {
-    let mut gateway = String::from("target/release/gateway");
-    let mut runs = 200usize;
+use report::{Figures, Machine};
+use stats::{median, ms};
+use target::Target;
+
+struct Options {
+    gateway: PathBuf,
+    node: PathBuf,
+    reference: PathBuf,
+    out: PathBuf,
+    quick: bool,
+}
+
+fn parse_options() -> Options {
+    let mut options = Options {
+        gateway: "target/release/gateway".into(),
+        node: "node".into(),
+        reference: "bench/reference/server.js".into(),
+        out: "docs/benchmarks.md".into(),
+        quick: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| usage(&arg))
+        };
         match arg.as_str() {
-            "--gateway" => gateway = args.next().expect("--gateway PATH"),
-            "--runs" => runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
-            other => {
-                eprintln!(
-                    "unknown argument {other}; usage: gateway-bench [--gateway PATH] [--runs N]"
-                );
-                std::process::exit(2);
-            }
+            "--gateway" => options.gateway = value(),
+            "--node" => options.node = value(),
+            "--reference" => options.reference = value(),
+            "--out" => options.out = value(),
+            "--quick" => options.quick = true,
+            _ => usage(&arg),
         }
     }
-    let fail_fast = measure_fail_fast(&gateway, runs);
-    let ready = measure_ready(&gateway, runs);
-    println!("runs: {runs}");
-    report("fail-fast (exec -> exit 78)", &fail_fast);
-    report("ready (exec -> first /healthz 200)", &ready);
+    options
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn spawn(gateway: &str, port: u16) -> Child {
-    let state = std::env::temp_dir().join(format!("gateway-bench-{}-{port}", std::process::id()));
-    Command::new(gateway)
-        .args(["--port", &port.to_string()])
-        .env("GATEWAY_STATE_DIR", &state)
-        .env("GATEWAY_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn gateway")
-}
-
-fn healthz_ok(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let request =
-        format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && &head[9..12] == b"200"
-}
-
-fn stop(mut child: Child) {
-    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-    let _ = child.wait();
-}
-
-fn measure_fail_fast(gateway: &str, runs: usize) -> Vec<Duration> {
-    let port = free_port();
-    let holder = spawn(gateway, port);
-    while !healthz_ok(port) {
-        std::thread::yield_now();
-    }
-    let samples = (0..runs)
-        .map(|_| {
-            let started = Instant::now();
-            let status = spawn(gateway, port).wait().expect("wait");
-            let elapsed = started.elapsed();
-            assert_eq!(status.code(), Some(78), "a refused start exits 78");
-            elapsed
-        })
-        .collect();
-    stop(holder);
-    samples
-}
-
-fn measure_ready(gateway: &str, runs: usize) -> Vec<Duration> {
-    (0..runs)
-        .map(|_| {
-            let port = free_port();
-            let started = Instant::now();
-            let child = spawn(gateway, port);
-            while !healthz_ok(port) {
-                std::thread::yield_now();
-            }
-            let elapsed = started.elapsed();
-            stop(child);
-            elapsed
-        })
-        .collect()
-}
-
-fn report(name: &str, samples: &[Duration]) {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "{name}: median {:.2} ms, p10 {:.2} ms, p90 {:.2} ms",
-        pick(0.5).as_secs_f64() * 1e3,
-        pick(0.1).as_secs_f64() * 1e3,
-        pick(0.9).as_secs_f64() * 1e3,
+fn usage(arg: &str) -> ! {
+    eprintln!(
+        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--out FILE.md] [--quick]"
     );
+    std::process::exit(2);
+}
+
+async fn figures(target: &Target, quick: bool) -> Figures {
+    let name = target.name();
+    let runs = if quick { 20 } else { 100 };
+    eprintln!("[{name}] fail-fast and ready ({runs} runs each)");
+    let fail_fast_ms = ms(median(&startup::fail_fast(target, runs)));
+    let ready_ms = ms(median(&startup::ready(target, runs)));
+
+    let gap_runs = if quick { 1 } else { 5 };
+    let mut gaps = Vec::new();
+    for clients in [100, 1000, 5000] {
+        eprintln!("[{name}] restart gap with {clients} clients ({gap_runs} runs)");
+        let mut samples = Vec::new();
+        let mut clean = 0;
+        let mut total = 0;
+        for _ in 0..gap_runs {
+            let run = restart_gap::measure(target, clients).await;
+            samples.push(run.gap);
+            clean += run.clean_goodbyes;
+            total += run.clients;
+        }
+        gaps.push((clients, ms(median(&samples)), clean as f64 / total as f64));
+    }
+
+    let duration = Duration::from_secs(if quick { 1 } else { 3 });
+    let mut rates = Vec::new();
+    for connections in [1, 64] {
+        eprintln!("[{name}] health throughput over {connections} connection(s)");
+        let t = throughput::measure(target, connections, duration).await;
+        rates.push((connections, t.requests_per_sec, ms(t.p50), ms(t.p99)));
+    }
+
+    eprintln!("[{name}] memory with 2000 idle connections");
+    let memory = memory::measure(target, 2000).await;
+    Figures {
+        name,
+        fail_fast_ms,
+        ready_ms,
+        gaps,
+        throughput: rates,
+        idle_rss_mib: memory.idle_rss as f64 / (1024.0 * 1024.0),
+        per_connection_kib: memory.per_connection / 1024.0,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let options = parse_options();
+    let gateway = Target::Gateway {
+        binary: options.gateway.clone(),
+    };
+    let reference = Target::Reference {
+        node: options.node.clone(),
+        script: options.reference.clone(),
+    };
+    let ours = figures(&gateway, options.quick).await;
+    let theirs = figures(&reference, options.quick).await;
+
+    let svg_path = options.out.with_file_name("restart-gap.svg");
+    let svg_name = svg_path.file_name().map_or("restart-gap.svg".into(), |n| {
+        n.to_string_lossy().into_owned()
+    });
+    let command = if options.quick {
+        "bash bench/run --quick"
+    } else {
+        "bash bench/run"
+    };
+    let markdown = report::markdown(&ours, &theirs, &Machine::read(), command, &svg_name);
+    print!("{markdown}");
+    if let Err(error) = std::fs::write(&options.out, &markdown)
+        .and_then(|()| std::fs::write(&svg_path, report::restart_gap_svg(&ours, &theirs)))
+    {
+        eprintln!("gateway-bench: cannot write the report: {error}");
+        std::process::exit(1);
+    }
+    eprintln!("wrote {} and {}", options.out.display(), svg_path.display());
 }

@@ -1,0 +1,45 @@
+//! A WebSocket client that speaks the gateway protocol, light enough to open
+//! thousands at once.
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
+/// Opens a socket and completes `connect`; panics on failure (a benchmark with a
+/// broken server is not worth finishing).
+pub async fn connected(port: u16) -> Client {
+    let url = format!("ws://127.0.0.1:{port}/");
+    let (mut client, _) = tokio_tungstenite::connect_async_with_config(url, Some(config()), true)
+        .await
+        .expect("websocket upgrade");
+    let connect = r#"{"type":"req","id":"c","method":"connect","params":{"minProtocol":1,"maxProtocol":1,"client":{"name":"bench","version":"1"}}}"#;
+    client
+        .send(Message::text(connect))
+        .await
+        .expect("send connect");
+    match client.next().await {
+        Some(Ok(Message::Text(text))) if text.as_str().contains("hello-ok") => client,
+        other => panic!("no hello-ok: {other:?}"),
+    }
+}
+
+/// Opens `n` connected clients, a bounded number at a time.
+pub async fn many(port: u16, n: usize) -> Vec<Client> {
+    let mut clients = Vec::with_capacity(n);
+    let mut pending =
+        futures_util::stream::iter((0..n).map(|_| connected(port))).buffer_unordered(64);
+    while let Some(client) = pending.next().await {
+        clients.push(client);
+    }
+    clients
+}

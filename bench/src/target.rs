@@ -1,0 +1,130 @@
+//! The two servers under test: our gateway and the Node reference.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// A server the benchmarks can start on a port.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Gateway { binary: PathBuf },
+    Reference { node: PathBuf, script: PathBuf },
+}
+
+impl Target {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Gateway { .. } => "gateway",
+            Self::Reference { .. } => "node reference",
+        }
+    }
+
+    pub fn command(&self, port: u16) -> Command {
+        let mut command = match self {
+            Self::Gateway { binary } => {
+                let mut c = Command::new(binary);
+                let state = std::env::temp_dir()
+                    .join(format!("gateway-bench-{}-{port}", std::process::id()));
+                c.args(["--port", &port.to_string(), "--max-connections", "20000"])
+                    .env("GATEWAY_STATE_DIR", state)
+                    .env("GATEWAY_LOG", "warn");
+                c
+            }
+            Self::Reference { node, script } => {
+                let mut c = Command::new(node);
+                c.arg(script).arg(port.to_string());
+                c
+            }
+        };
+        command
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
+    pub fn spawn(&self, port: u16) -> Child {
+        self.command(port).spawn().expect("spawn server under test")
+    }
+
+    /// Spawns and waits until `/healthz` answers.
+    pub fn start(&self, port: u16) -> Running {
+        let child = self.spawn(port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !healthz_ok(port) {
+            assert!(
+                Instant::now() < deadline,
+                "{} never became healthy",
+                self.name()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Running { child }
+    }
+}
+
+/// A started server, stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Running {
+    pub child: Child,
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn terminate(&self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.terminate();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn healthz_ok(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let request =
+        format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && &head[9..12] == b"200"
+}
+
+/// Resident memory of a process, in bytes (from /proc).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
