@@ -25,6 +25,8 @@ struct Options {
     reference: PathBuf,
     out: PathBuf,
     quick: bool,
+    /// Measure the gateway only and print its figures (for tuning); writes nothing.
+    gateway_only: bool,
 }
 
 fn parse_options() -> Options {
@@ -34,6 +36,7 @@ fn parse_options() -> Options {
         reference: "bench/reference/server.js".into(),
         out: "docs/benchmarks.md".into(),
         quick: false,
+        gateway_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -48,6 +51,7 @@ fn parse_options() -> Options {
             "--reference" => options.reference = value(),
             "--out" => options.out = value(),
             "--quick" => options.quick = true,
+            "--gateway-only" => options.gateway_only = true,
             _ => usage(&arg),
         }
     }
@@ -56,7 +60,7 @@ fn parse_options() -> Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--out FILE.md] [--quick]"
+        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--out FILE.md] [--quick] [--gateway-only]"
     );
     std::process::exit(2);
 }
@@ -116,6 +120,18 @@ async fn main() {
         script: options.reference.clone(),
     };
     let ours = figures(&gateway, options.quick).await;
+    if options.gateway_only {
+        println!(
+            "fail-fast {:.2} ms, ready {:.2} ms\ngaps (clients, ms, clean share): {:?}\nthroughput (conns, rps, p50 ms, p99 ms): {:?}\nidle RSS {:.2} MiB, per connection {:.2} KiB",
+            ours.fail_fast_ms,
+            ours.ready_ms,
+            ours.gaps,
+            ours.throughput,
+            ours.idle_rss_mib,
+            ours.per_connection_kib
+        );
+        return;
+    }
     let theirs = figures(&reference, options.quick).await;
 
     let svg_path = options.out.with_file_name("restart-gap.svg");

@@ -98,20 +98,18 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
 
 /// The connected phase: answer requests, send ticks, until either side ends it.
 async fn serve(socket: &mut Socket, state: &GatewayState) {
+    // One registration with the stop token for the whole session, not one per message.
     let shutdown = state.stop.close_websockets.clone();
+    let stopping = shutdown.cancelled();
+    tokio::pin!(stopping);
     let period = Duration::from_millis(TICK_INTERVAL_MS);
     let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut seq = 0u64;
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return say_goodbye(socket).await,
-            _ = ticks.tick() => {
-                seq += 1;
-                if send(socket, frame::tick_event(unix_ms(), seq)).await.is_err() {
-                    return;
-                }
-            }
+            biased;
+            () = &mut stopping => return say_goodbye(socket).await,
             incoming = next_text(socket, MAX_PAYLOAD) => match incoming {
                 Incoming::Text(text) => {
                     if send(socket, answer(&text, state)).await.is_err() {
@@ -122,6 +120,12 @@ async fn serve(socket: &mut Socket, state: &GatewayState) {
                 Incoming::Oversized => return refuse_oversized(socket).await,
                 Incoming::Gone => return,
             },
+            _ = ticks.tick() => {
+                seq += 1;
+                if send(socket, frame::tick_event(unix_ms(), seq)).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -197,7 +201,8 @@ async fn refuse_oversized(socket: &mut Socket) {
         if raw.write_all(&frame).await.is_err() || raw.flush().await.is_err() {
             return;
         }
-        let mut sink = [0u8; 16 * 1024];
+        // On the heap: an array here would sit in every session's future.
+        let mut sink = vec![0u8; 16 * 1024];
         let mut discarded = 0usize;
         while discarded < LINGER_MAX_BYTES {
             match raw.read(&mut sink).await {
@@ -212,7 +217,13 @@ async fn refuse_oversized(socket: &mut Socket) {
 /// The gateway is stopping: the `shutdown` event, close 1001, and the wait for the
 /// client's close reply (bounded by the stop sequence's deadline).
 async fn say_goodbye(socket: &mut Socket) {
-    if send(socket, frame::shutdown_event()).await.is_ok() {
+    // Queue the event without flushing, so it leaves with the close frame in one write.
+    let queued = tokio::time::timeout(
+        SEND_TIMEOUT,
+        socket.feed(Message::text(frame::shutdown_event())),
+    )
+    .await;
+    if matches!(queued, Ok(Ok(()))) {
         send_close(socket, close::GOING_AWAY).await;
         drain(socket).await;
     }

@@ -17,8 +17,12 @@ use super::session;
 use crate::server::routes::{JsonResponse, error_response};
 use crate::server::state::{ConnectionSlot, GatewayState};
 
-/// Read buffer per connection: small, since most clients are idle most of the time.
-const READ_BUFFER: usize = 8 * 1024;
+/// Read buffer per connection, allocated up front: small, since most clients are idle
+/// most of the time (a larger message is read in several chunks).
+const READ_BUFFER: usize = 1024;
+/// Bytes queued before tungstenite writes without a flush: lets the shutdown event
+/// and the close frame leave in one write.
+const WRITE_BUFFER: usize = 4 * 1024;
 /// Outgoing bytes a session may have queued before it is dropped as a slow reader.
 const MAX_WRITE_BUFFER: usize = 4 * MAX_PAYLOAD;
 
@@ -93,7 +97,7 @@ pub(crate) fn upgrade(
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()
                     .read_buffer_size(READ_BUFFER)
-                    .write_buffer_size(0)
+                    .write_buffer_size(WRITE_BUFFER)
                     .max_write_buffer_size(MAX_WRITE_BUFFER)
                     .max_message_size(Some(MAX_PAYLOAD))
                     .max_frame_size(Some(MAX_PAYLOAD));
