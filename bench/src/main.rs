@@ -27,6 +27,8 @@ struct Options {
     quick: bool,
     /// Measure the gateway only and print its figures (for tuning); writes nothing.
     gateway_only: bool,
+    /// Only drive `health` load at a server already on this port (for profiling).
+    load_port: Option<u16>,
 }
 
 fn parse_options() -> Options {
@@ -37,6 +39,7 @@ fn parse_options() -> Options {
         out: "docs/benchmarks.md".into(),
         quick: false,
         gateway_only: false,
+        load_port: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -52,6 +55,14 @@ fn parse_options() -> Options {
             "--out" => options.out = value(),
             "--quick" => options.quick = true,
             "--gateway-only" => options.gateway_only = true,
+            "--load-port" => {
+                options.load_port = Some(
+                    value()
+                        .to_str()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or_else(|| usage("--load-port")),
+                );
+            }
             _ => usage(&arg),
         }
     }
@@ -60,7 +71,7 @@ fn parse_options() -> Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--out FILE.md] [--quick] [--gateway-only]"
+        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--out FILE.md] [--quick] [--gateway-only] [--load-port PORT]"
     );
     std::process::exit(2);
 }
@@ -112,6 +123,18 @@ async fn figures(target: &Target, quick: bool) -> Figures {
 #[tokio::main]
 async fn main() {
     let options = parse_options();
+    if let Some(port) = options.load_port {
+        for connections in [1, 64] {
+            let t = throughput::load(port, connections, Duration::from_secs(5)).await;
+            println!(
+                "{connections} connection(s): {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
+                t.requests_per_sec,
+                ms(t.p50),
+                ms(t.p99)
+            );
+        }
+        return;
+    }
     let gateway = Target::Gateway {
         binary: options.gateway.clone(),
     };

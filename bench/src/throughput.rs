@@ -19,6 +19,11 @@ pub struct Throughput {
 pub async fn measure(target: &Target, connections: usize, duration: Duration) -> Throughput {
     let port = free_port();
     let _server = target.start(port);
+    load(port, connections, duration).await
+}
+
+/// Drives `connections` clients against a server already listening on `port`.
+pub async fn load(port: u16, connections: usize, duration: Duration) -> Throughput {
     let clients = client::many(port, connections).await;
     // Warm up, then measure.
     let started = Instant::now();

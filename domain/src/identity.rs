@@ -26,12 +26,43 @@ pub struct HealthReport {
     pub uptime_ms: u64,
 }
 
+/// The `/healthz` body as written by the gateway itself: the same fields as
+/// [`HealthReport`], borrowed, so answering costs no allocation but the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView<'a> {
+    pub ok: bool,
+    pub status: &'static str,
+    pub service: &'static str,
+    pub pid: u32,
+    pub port: u16,
+    pub profile: &'a str,
+    pub version: &'a str,
+    pub uptime_ms: u64,
+}
+
+impl GatewayIdentity {
+    /// This gateway's health, alive for `uptime_ms`.
+    pub fn health(&self, uptime_ms: u64) -> HealthView<'_> {
+        HealthView {
+            ok: true,
+            status: "live",
+            service: SERVICE_NAME,
+            pid: self.pid,
+            port: self.port,
+            profile: &self.profile,
+            version: &self.version,
+            uptime_ms,
+        }
+    }
+}
+
 /// The `/readyz` body while serving: `ready` first, then the health facts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReadyReport {
+pub struct ReadyReport<'a> {
     pub ready: bool,
     #[serde(flatten)]
-    pub health: HealthReport,
+    pub health: HealthView<'a>,
 }
 
 /// The `service` value by which a gateway recognises another gateway.
@@ -62,6 +93,20 @@ impl HealthReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_borrowed_view_writes_the_same_body_as_the_report() {
+        let identity = GatewayIdentity {
+            pid: 1,
+            port: 2,
+            profile: "p\"q".into(),
+            version: "v".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&identity.health(3)).unwrap(),
+            serde_json::to_string(&HealthReport::live(&identity, 3)).unwrap()
+        );
+    }
 
     #[test]
     fn healthz_body_has_the_contract_shape_and_order() {

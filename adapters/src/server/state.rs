@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use gateway_domain::GatewayIdentity;
+use gateway_domain::identity::HealthView;
 use gateway_domain::protocol::dispatch::StatusReport;
-use gateway_domain::{GatewayIdentity, HealthReport};
 use tokio_util::task::TaskTracker;
 
 use super::auth_throttle::AuthThrottle;
@@ -84,8 +85,8 @@ impl GatewayState {
         self.draining.load(Ordering::SeqCst)
     }
 
-    pub fn health(&self) -> HealthReport {
-        HealthReport::live(&self.identity, self.uptime_ms())
+    pub fn health(&self) -> HealthView<'_> {
+        self.identity.health(self.uptime_ms())
     }
 
     pub fn status(&self) -> StatusReport {
