@@ -29,20 +29,23 @@ impl ShutdownSequence {
         gateway: &dyn ServingGateway,
         notifier: &dyn ServiceNotifier,
     ) -> StopOutcome {
+        let began = std::time::Instant::now();
         let drain = async {
             gateway.stop_accepting_work();
             notifier.stopping();
             if let Err(error) = gateway.close_websockets().await {
                 tracing::warn!(%error, "websocket clients did not all close cleanly");
             }
+            tracing::debug!(elapsed = ?began.elapsed(), "websocket clients closed");
             if let Err(error) = gateway.close_http().await {
                 tracing::warn!(%error, "http connections did not all close cleanly");
             }
+            tracing::debug!(elapsed = ?began.elapsed(), "http connections closed");
         };
         let finished = tokio::time::timeout(self.deadline, drain).await.is_ok();
         gateway.release_listeners().await;
         if finished {
-            tracing::info!("gateway stopped; port released");
+            tracing::info!(elapsed = ?began.elapsed(), "gateway stopped; port released");
             StopOutcome::Clean
         } else {
             tracing::error!(
