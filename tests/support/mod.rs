@@ -83,9 +83,39 @@ pub fn gateway_command(args: &[&str], state_dir: &Path) -> Command {
     command
 }
 
+/// A child process that is killed (and reaped) when dropped, so a failing test never
+/// leaves a process behind.
+pub struct KilledOnDrop(Child);
+
+impl std::ops::Deref for KilledOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KilledOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl KilledOnDrop {
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running (or finished) gateway process, killed on drop.
 pub struct Gateway {
-    pub child: Child,
+    pub child: KilledOnDrop,
     pub port: u16,
     _state: TempDir,
 }
@@ -103,7 +133,7 @@ impl Gateway {
         all.extend_from_slice(args);
         let mut command = gateway_command(&all, state.path());
         configure(&mut command);
-        let child = command.spawn().expect("spawn gateway");
+        let child = KilledOnDrop(command.spawn().expect("spawn gateway"));
         Self {
             child,
             port,
@@ -163,14 +193,7 @@ impl Gateway {
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.is_running()
     }
 }
 
@@ -357,7 +380,7 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
 /// A process that is not a gateway holding a port (python3's plain socket), killed
 /// on drop.
 pub struct ForeignListener {
-    pub child: Child,
+    pub child: KilledOnDrop,
 }
 
 impl ForeignListener {
@@ -370,13 +393,15 @@ impl ForeignListener {
              print('ready', flush=True)\n\
              time.sleep(120)\n"
         );
-        let mut child = Command::new("python3")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn python3");
+        let mut child = KilledOnDrop(
+            Command::new("python3")
+                .args(["-c", &script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn python3"),
+        );
         let mut ready = [0u8; 6];
         child
             .stdout
@@ -388,13 +413,6 @@ impl ForeignListener {
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for ForeignListener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.is_running()
     }
 }
