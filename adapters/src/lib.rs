@@ -1,6 +1,7 @@
 //! The gateway's adapters: every place it touches the OS or the network. Each one
 //! implements a port of `gateway-domain` and maps OS errors to domain errors itself.
 
+pub mod fd_limit;
 pub mod holder_probe;
 pub mod port_owner;
 pub mod process_signal;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use gateway_adapters::fd_limit;
 use gateway_adapters::{
     FileProfileLocker, GatewayServer, HttpHolderProbe, ProcPortOwners, ServerSettings,
     SystemdNotifier, TcpBinder,
@@ -12,7 +13,7 @@ use gateway_domain::config::check_exposure;
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
 use gateway_domain::profile::{self, LockRecord};
-use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, ServiceNotifier};
+use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, GatewayLockError, ServiceNotifier};
 use tokio::net::TcpListener;
 
 use crate::cli::RunArgs;
@@ -47,7 +48,7 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
     // The bind is the lock: it comes before any other start-up work.
     let held = match bind(endpoint, args.force).await {
         Ok(held) => held,
-        Err(refusal) => return report(&refusal),
+        Err(refusal) => return report_details(&refusal),
     };
     let pid = std::process::id();
     let record = LockRecord {
@@ -60,9 +61,20 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
         Ok(guard) => guard,
         Err(refusal) => {
             drop(held); // release the port before saying so
-            return report(&refusal);
+            eprintln!("{}", refusal.error.headline());
+            return report_details(&refusal);
         }
     };
+    match fd_limit::raise_open_files_limit() {
+        Ok(limit) if limit < u64::from(args.max_connections) + fd_limit::RESERVED_DESCRIPTORS => {
+            tracing::warn!(
+                "the open-files limit ({limit}) is below --max-connections ({}); raise LimitNOFILE or lower the cap",
+                args.max_connections
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-files limit"),
+    }
     if let Some(missing) = &held.ipv6_loopback_missing {
         tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
     }
@@ -115,13 +127,16 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
     code
 }
 
-/// Takes the port; with `--force`, evicts a holder once and tries again.
+/// Takes the port; with `--force`, evicts a holder once and tries again. A refusal's
+/// first line is printed the moment the bind fails.
 async fn bind(endpoint: Endpoint, force: bool) -> Result<HeldPort<TcpListener>, Refusal> {
     let probe = HttpHolderProbe::default();
-    let refusal = match take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint).await {
-        Ok(held) => return Ok(held),
-        Err(refusal) => refusal,
-    };
+    let announce = |error: &GatewayLockError| eprintln!("{}", error.headline());
+    let refusal =
+        match take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint, announce).await {
+            Ok(held) => return Ok(held),
+            Err(refusal) => refusal,
+        };
     let Some(taken) = refusal.port_in_use().filter(|_| force) else {
         return Err(refusal);
     };
@@ -129,11 +144,12 @@ async fn bind(endpoint: Endpoint, force: bool) -> Result<HeldPort<TcpListener>, 
         eprintln!("gateway: {why}");
         return Err(refusal);
     }
-    take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint).await
+    take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint, announce).await
 }
 
-fn report(refusal: &Refusal) -> ExitCode {
-    for line in refusal.report_lines() {
+/// Prints what follows a refusal's first line (already printed), and its exit code.
+fn report_details(refusal: &Refusal) -> ExitCode {
+    for line in refusal.report_lines().iter().skip(1) {
         eprintln!("{line}");
     }
     refusal.exit_code()

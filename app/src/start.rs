@@ -11,17 +11,21 @@ use gateway_domain::{Endpoint, GatewayLockError, Holder, HolderProbe, PortBinder
 
 /// Binds `endpoint` (and its `[::1]` companion); on failure, asks the holder of an
 /// address in use what it is and, when it is not a gateway, asks the OS who it is.
-/// Nothing stays bound when this returns `Err`.
+/// `on_refused` hears of the failure at once, before any of that asking, so the
+/// user's first line never waits on the probe. Nothing stays bound when this
+/// returns `Err`.
 pub async fn take_port_lock<B: PortBinder, P: HolderProbe, O: PortOwnerLookup>(
     binder: &B,
     probe: &P,
     owners: &O,
     endpoint: Endpoint,
+    on_refused: impl FnOnce(&GatewayLockError),
 ) -> Result<HeldPort<B::Listener>, Refusal> {
     let error = match port_lock::acquire(binder, endpoint).await {
         Ok(held) => return Ok(held),
         Err(error) => error,
     };
+    on_refused(&error);
     let GatewayLockError::AlreadyListening { endpoint: taken } = &error else {
         return Err(Refusal {
             error,
@@ -234,7 +238,7 @@ mod tests {
             .once()
             .in_sequence(&mut order)
             .returning(move |_| Ok(FakeListener(d.clone())));
-        let held = take_port_lock(&binder, &no_probe(), &no_lookup(), v4(4000))
+        let held = take_port_lock(&binder, &no_probe(), &no_lookup(), v4(4000), |_| {})
             .await
             .unwrap();
         assert_eq!(held.listeners.len(), 2);
@@ -251,7 +255,7 @@ mod tests {
             .with(eq(v4(4000)))
             .once()
             .returning(|_| a_gateway());
-        let refusal = take_port_lock(&binder, &probe, &no_lookup(), v4(4000))
+        let refusal = take_port_lock(&binder, &probe, &no_lookup(), v4(4000), |_| {})
             .await
             .unwrap_err();
         assert_eq!(refusal.exit_code(), ExitCode::Refused);
@@ -259,6 +263,30 @@ mod tests {
             refusal.report_lines()[0],
             "GatewayLockError: another gateway instance is already listening on ws://127.0.0.1:4000"
         );
+    }
+
+    #[tokio::test]
+    async fn the_refusal_is_announced_before_the_holder_is_probed() {
+        let announced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut binder = MockBinder::new();
+        binder.expect_bind().returning(|e| Err(in_use(e)));
+        let mut probe = MockProbe::new();
+        let seen = announced.clone();
+        probe.expect_identify().once().returning(move |_| {
+            assert!(
+                seen.load(Ordering::SeqCst),
+                "probed before the first line was out"
+            );
+            a_gateway()
+        });
+        let flag = announced.clone();
+        let refusal = take_port_lock(&binder, &probe, &no_lookup(), v4(4000), move |error| {
+            assert!(matches!(error, GatewayLockError::AlreadyListening { .. }));
+            flag.store(true, Ordering::SeqCst);
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(refusal.exit_code(), ExitCode::Refused);
     }
 
     #[tokio::test]
@@ -281,7 +309,7 @@ mod tests {
                     program: Some("python3".into()),
                 }])
             });
-        let refusal = take_port_lock(&binder, &probe, &owners, v4(4000))
+        let refusal = take_port_lock(&binder, &probe, &owners, v4(4000), |_| {})
             .await
             .unwrap_err();
         assert_eq!(refusal.exit_code(), ExitCode::PortHeld);
@@ -300,7 +328,7 @@ mod tests {
                 io::Error::from(io::ErrorKind::PermissionDenied),
             ))
         });
-        let refusal = take_port_lock(&binder, &no_probe(), &no_lookup(), v4(80))
+        let refusal = take_port_lock(&binder, &no_probe(), &no_lookup(), v4(80), |_| {})
             .await
             .unwrap_err();
         assert_eq!(refusal.exit_code(), ExitCode::BindFailed);
@@ -335,7 +363,7 @@ mod tests {
             .expect_owners()
             .with(eq(v6(4000)))
             .returning(|_| PortOwners::Hidden);
-        let refusal = take_port_lock(&binder, &probe, &owners, v4(4000))
+        let refusal = take_port_lock(&binder, &probe, &owners, v4(4000), |_| {})
             .await
             .unwrap_err();
         assert_eq!(refusal.exit_code(), ExitCode::PortHeld);
@@ -359,7 +387,7 @@ mod tests {
                 io::Error::from(io::ErrorKind::AddrNotAvailable),
             ))
         });
-        let held = take_port_lock(&binder, &no_probe(), &no_lookup(), v4(4000))
+        let held = take_port_lock(&binder, &no_probe(), &no_lookup(), v4(4000), |_| {})
             .await
             .unwrap();
         assert_eq!(held.listeners.len(), 1);
