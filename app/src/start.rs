@@ -155,7 +155,11 @@ mod tests {
             lines[0],
             "GatewayLockError: profile \"work\" is already in use by the gateway on ws://127.0.0.1:5000 (pid 4242)"
         );
-        assert!(lines[1].contains("gateway stop --profile work"));
+        assert!(
+            lines[1].contains("gateway stop --port 5000"),
+            "{}",
+            lines[1]
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum GatewayLockError {
         profile: String,
         holder_url: String,
         holder_pid: String,
+        /// The holder's port, when its lock file says, for the hint.
+        holder_port: Option<u16>,
     },
 
     /// The profile's state directory or lock file cannot be used at all.

@@ -64,9 +64,18 @@ impl Refusal {
                 }
             }
         }
-        if let GatewayLockError::ProfileInUse { profile, .. } = &self.error {
+        if let GatewayLockError::ProfileInUse {
+            profile,
+            holder_port,
+            ..
+        } = &self.error
+        {
+            let stop = match holder_port {
+                Some(port) => format!("gateway stop --port {port}"),
+                None => format!("gateway stop --profile {profile} --port <its port>"),
+            };
             lines.push(format!(
-                "  each profile runs one gateway: stop it with `gateway stop --profile {profile}`, or use another profile with `gateway --profile <name> --port <port>`"
+                "  one gateway per profile: stop that one with `{stop}`, or use another profile with `gateway --profile <name> --port <port>`"
             ));
         }
         lines

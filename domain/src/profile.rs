@@ -132,6 +132,7 @@ impl ProfileLockFailure {
                 holder_pid: holder
                     .as_ref()
                     .map_or_else(|| "unknown".to_owned(), |h| h.pid.to_string()),
+                holder_port: holder.as_ref().map(|h| h.port),
             },
             Self::Unavailable { path, source } => crate::GatewayLockError::ProfileUnavailable {
                 profile: profile.to_string(),
