@@ -103,3 +103,37 @@ async fn a_second_signal_during_the_stop_exits_1_at_once() {
     assert!(port_is_free(port));
     drop(stuck);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_gateway_is_recognised_and_not_signalled_twice() {
+    let port = free_port();
+    let mut gateway = Gateway::start(port, &["--shutdown-timeout", "3"]);
+    let (stuck, _) = connected(port).await;
+    gateway.signal(Signal::SIGTERM);
+    let p = port.to_string();
+    tokio::task::block_in_place(|| {
+        wait_until("draining", || {
+            http_get(port, "/readyz").is_some_and(|r| r.status == 503)
+        });
+        let health = http_get(port, "/healthz").unwrap();
+        assert_eq!(health.status, 503);
+        assert_eq!(health.json()["service"], "gateway");
+        assert_eq!(health.json()["status"], "draining");
+
+        // A start now is only temporarily refused: the port is about to be free.
+        let (code, stderr) = run_to_exit(port, &[]);
+        assert_eq!(code, 75, "{stderr}");
+        assert!(stderr.contains("which is stopping"), "{stderr}");
+
+        // `stop` waits for the stop under way instead of cutting it short.
+        let (code, stdout, stderr) = run_cli(&["stop", "--port", &p]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(stdout.contains("already stopping"), "{stdout}");
+    });
+    // The gateway ran its own deadline out (exit 1), not a second-signal exit.
+    let status = tokio::task::block_in_place(|| gateway.wait_exit());
+    let stderr = gateway.stderr_now();
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("shutdown timed out after 3s"), "{stderr}");
+    drop(stuck);
+}

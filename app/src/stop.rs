@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use gateway_adapters::holder_probe::is_accepting;
 use gateway_adapters::process_signal::{self, StopSignal};
-use gateway_domain::ExitCode;
 use gateway_domain::port_status::{StopPlan, plan_stop};
+use gateway_domain::{Endpoint, ExitCode};
 
 use crate::cli::StopArgs;
 use crate::status;
@@ -26,27 +26,33 @@ pub async fn run(args: StopArgs) -> ExitCode {
             eprintln!("gateway stop: {reason}");
             ExitCode::ForeignHolder
         }
+        StopPlan::AwaitStop { pid } => {
+            println!("gateway pid {pid} on {endpoint} is already stopping; waiting");
+            await_stop(endpoint, pid, args.timeout).await
+        }
         StopPlan::Terminate { pid } => {
             if let Err(error) = process_signal::send(pid, StopSignal::Terminate) {
                 eprintln!("gateway stop: cannot signal gateway pid {pid}: {error}");
                 return ExitCode::RuntimeFailure;
             }
-            let deadline = Instant::now() + Duration::from_secs(args.timeout);
-            loop {
-                let port_free = !is_accepting(endpoint, CONNECT_BUDGET).await;
-                if port_free && !process_signal::is_alive(pid) {
-                    println!("stopped gateway pid {pid} on {endpoint}");
-                    return ExitCode::Clean;
-                }
-                if Instant::now() >= deadline {
-                    eprintln!(
-                        "gateway stop: gateway pid {pid} still running after {}s",
-                        args.timeout
-                    );
-                    return ExitCode::RuntimeFailure;
-                }
-                tokio::time::sleep(POLL).await;
-            }
+            await_stop(endpoint, pid, args.timeout).await
         }
+    }
+}
+
+/// Waits until the port refuses connections and the process is gone.
+async fn await_stop(endpoint: Endpoint, pid: u32, timeout_secs: u64) -> ExitCode {
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    loop {
+        let port_free = !is_accepting(endpoint, CONNECT_BUDGET).await;
+        if port_free && !process_signal::is_alive(pid) {
+            println!("stopped gateway pid {pid} on {endpoint}");
+            return ExitCode::Clean;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("gateway stop: gateway pid {pid} still running after {timeout_secs}s");
+            return ExitCode::RuntimeFailure;
+        }
+        tokio::time::sleep(POLL).await;
     }
 }

@@ -41,7 +41,19 @@ pub struct HealthView<'a> {
     pub uptime_ms: u64,
 }
 
+/// The `status` a stopping gateway reports on `/healthz` (with `ok: false`, 503).
+pub const DRAINING_STATUS: &str = "draining";
+
 impl GatewayIdentity {
+    /// This gateway's health once its stop has begun: still itself, no longer live.
+    pub fn draining(&self, uptime_ms: u64) -> HealthView<'_> {
+        HealthView {
+            ok: false,
+            status: DRAINING_STATUS,
+            ..self.health(uptime_ms)
+        }
+    }
+
     /// This gateway's health, alive for `uptime_ms`.
     pub fn health(&self, uptime_ms: u64) -> HealthView<'_> {
         HealthView {
@@ -87,6 +99,11 @@ impl HealthReport {
     /// needs to decide between "another gateway" and "something else".
     pub fn is_gateway(&self) -> bool {
         self.service == SERVICE_NAME
+    }
+
+    /// Whether that gateway has begun its stop: its port is about to be free.
+    pub fn is_draining(&self) -> bool {
+        self.status == DRAINING_STATUS
     }
 }
 

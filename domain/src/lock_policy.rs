@@ -21,6 +21,12 @@ impl Refusal {
     /// unknown holder may go away (75), any other bind failure is an OS error (71).
     pub fn exit_code(&self) -> ExitCode {
         match (&self.error, &self.holder) {
+            // A gateway that is stopping will free the port in a moment: temporary.
+            (GatewayLockError::AlreadyListening { .. }, Some(Holder::Gateway(h)))
+                if h.is_draining() =>
+            {
+                ExitCode::PortHeld
+            }
             (GatewayLockError::AlreadyListening { .. }, Some(Holder::Gateway(_))) => {
                 ExitCode::Refused
             }
@@ -37,6 +43,13 @@ impl Refusal {
         if let GatewayLockError::AlreadyListening { endpoint } = &self.error {
             let port = endpoint.port();
             match &self.holder {
+                Some(Holder::Gateway(h)) if h.is_draining() => {
+                    lines.push(format!(
+                        "  held by gateway pid {} (profile \"{}\"), which is stopping",
+                        h.pid, h.profile
+                    ));
+                    lines.push("  its port is free in a moment: start again then".to_owned());
+                }
                 Some(Holder::Gateway(h)) => {
                     lines.push(format!(
                         "  held by gateway pid {} (version {}, profile \"{}\", up {})",
@@ -140,6 +153,24 @@ mod tests {
         assert!(lines[1].contains("pid 77") && lines[1].contains("up 1h 2m 3s"));
         assert!(lines[2].contains("gateway stop --port 4321"));
         assert!(lines[1..].iter().all(|l| l.starts_with("  ")));
+    }
+
+    #[test]
+    fn port_held_by_a_stopping_gateway_is_temporary() {
+        let Holder::Gateway(mut report) = gateway_holder() else {
+            unreachable!()
+        };
+        report.ok = false;
+        report.status = crate::identity::DRAINING_STATUS.into();
+        let r = Refusal {
+            error: GatewayLockError::AlreadyListening {
+                endpoint: endpoint(),
+            },
+            holder: Some(Holder::Gateway(report)),
+            owners: None,
+        };
+        assert_eq!(r.exit_code(), ExitCode::PortHeld);
+        assert!(r.report_lines()[1].contains("which is stopping"));
     }
 
     #[test]

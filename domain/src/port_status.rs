@@ -138,6 +138,9 @@ pub enum StopPlan {
     LeaveAlone { reason: String },
     /// SIGTERM this pid and wait for the port.
     Terminate { pid: u32 },
+    /// The gateway is already stopping: wait for the port without signalling (a
+    /// second SIGTERM would cut its graceful stop short).
+    AwaitStop { pid: u32 },
 }
 
 /// Decides `stop`. A gateway's `/healthz` pid is signalled only if the OS agrees that
@@ -163,6 +166,7 @@ pub fn plan_stop(status: &PortStatus) -> StopPlan {
                     ),
                 }
             }
+            _ if report.is_draining() => StopPlan::AwaitStop { pid: report.pid },
             _ => StopPlan::Terminate { pid: report.pid },
         },
     }
@@ -234,6 +238,16 @@ mod tests {
             panic!("would signal")
         };
         assert!(reason.contains("pid 11 (proxy)"), "{reason}");
+    }
+
+    #[test]
+    fn a_stopping_gateway_is_awaited_not_signalled_again() {
+        let mut draining = report(10);
+        draining.ok = false;
+        draining.status = crate::identity::DRAINING_STATUS.into();
+        let s = PortStatus::observe(endpoint(), Some(draining), true, owner(10, "gateway"));
+        assert_eq!(s.exit_code(), ExitCode::Clean);
+        assert_eq!(plan_stop(&s), StopPlan::AwaitStop { pid: 10 });
     }
 
     #[test]

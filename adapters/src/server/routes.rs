@@ -42,7 +42,7 @@ pub(crate) async fn handle(
         )));
     }
     if state.is_draining() {
-        return Ok(draining(request.uri().path()));
+        return Ok(draining(request.uri().path(), &state));
     }
     let method = request.method().clone();
     let response = match request.uri().path() {
@@ -116,13 +116,23 @@ fn close_after(mut response: JsonResponse) -> JsonResponse {
 }
 
 /// The answer to any request once the stop has begun.
-fn draining(path: &str) -> JsonResponse {
-    let body = if path == "/readyz" {
-        json!({"ready": false, "reason": "draining"})
-    } else {
-        json!({"error": {"code": "draining", "message": "gateway stopping"}})
+/// `/healthz` still says who we are (so `status`, `stop` and a starting gateway
+/// recognise a stopping gateway); everything else says why it is refused.
+fn draining(path: &str, state: &GatewayState) -> JsonResponse {
+    let mut response = match path {
+        "/readyz" => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"ready": false, "reason": "draining"}),
+        ),
+        "/healthz" => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &state.identity.draining(state.uptime_ms()),
+        ),
+        _ => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": {"code": "draining", "message": "gateway stopping"}}),
+        ),
     };
-    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
     let headers = response.headers_mut();
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
