@@ -12,7 +12,7 @@ use gateway_adapters::{
 use gateway_domain::config::check_exposure;
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
-use gateway_domain::profile::{self, LockRecord};
+use gateway_domain::profile::{self, LockRecord, ProfileName};
 use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, GatewayLockError, ServiceNotifier};
 use tokio::net::TcpListener;
 
@@ -30,14 +30,7 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
         eprintln!("{}", refused.headline());
         return ExitCode::Refused;
     }
-    let Some(state_dir) = profile::state_dir(
-        args.state_dir.as_deref(),
-        std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .as_deref(),
-        std::env::home_dir().as_deref(),
-        &profile,
-    ) else {
+    let Some(state_dir) = state_dir(&args, &profile) else {
         eprintln!(
             "gateway: no state directory for profile \"{profile}\": set --state-dir or GATEWAY_STATE_DIR"
         );
@@ -65,16 +58,7 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
             return report_details(&refusal);
         }
     };
-    match fd_limit::raise_open_files_limit() {
-        Ok(limit) if limit < u64::from(args.max_connections) + fd_limit::RESERVED_DESCRIPTORS => {
-            tracing::warn!(
-                "the open-files limit ({limit}) is below --max-connections ({}); raise LimitNOFILE or lower the cap",
-                args.max_connections
-            );
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "cannot read or raise the open-files limit"),
-    }
+    make_room_for_connections(args.max_connections);
     if let Some(missing) = &held.ipv6_loopback_missing {
         tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
     }
@@ -125,6 +109,31 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
     // Step 5: the profile lock goes last, once the port is free.
     drop(profile_lock);
     code
+}
+
+/// The profile's state directory, from the flag, the environment or the home directory.
+fn state_dir(args: &RunArgs, profile: &ProfileName) -> Option<PathBuf> {
+    profile::state_dir(
+        args.state_dir.as_deref(),
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .as_deref(),
+        std::env::home_dir().as_deref(),
+        profile,
+    )
+}
+
+/// Raises the open-files limit so the connection cap, not EMFILE, bounds clients.
+fn make_room_for_connections(max_connections: u32) {
+    match fd_limit::raise_open_files_limit() {
+        Ok(limit) if limit < u64::from(max_connections) + fd_limit::RESERVED_DESCRIPTORS => {
+            tracing::warn!(
+                "the open-files limit ({limit}) is below --max-connections ({max_connections}); raise LimitNOFILE or lower the cap"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-files limit"),
+    }
 }
 
 /// Takes the port; with `--force`, evicts a holder once and tries again. A refusal's
