@@ -181,3 +181,15 @@ async fn ticks_arrive_every_30s_numbered_from_1() {
         "ts {ts} is a current unix time in ms"
     );
 }
+
+#[tokio::test]
+async fn a_large_message_before_connect_is_cut_off_with_1009() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let mut client = open(port).await;
+    // Far over the 64 KiB pre-connect limit but under the 1 MiB one: the gateway
+    // stops reading at its pre-connect budget instead of buffering it all.
+    send_text(&mut client, "z".repeat(900 * 1024)).await;
+    let close = next_close(&mut client).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009);
+}

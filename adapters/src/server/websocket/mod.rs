@@ -1,5 +1,6 @@
 //! The WebSocket endpoint: the HTTP upgrade, then one session per client.
 
+mod read_budget;
 mod session;
 mod upgrade;
 

@@ -21,9 +21,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::read_budget::{ReadBudget, is_budget_exceeded};
 use crate::server::state::GatewayState;
 
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
+type Socket = WebSocketStream<ReadBudget<TokioIo<Upgraded>>>;
 
 /// How long a client may take to accept one frame before it counts as a slow reader.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,6 +93,8 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
             tracing::debug!(%peer, client = %client.name, version = %client.version, "client connected");
         }
     }
+    // Connected: from now on the 1 MiB message limit is the only one.
+    socket.get_mut().lift();
     let _counted = state.client_connected();
     serve(&mut socket, &state).await;
 }
@@ -173,6 +176,9 @@ async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             Some(Err(WsError::Capacity(_))) => return Incoming::Oversized,
+            Some(Err(WsError::Io(error))) if is_budget_exceeded(&error) => {
+                return Incoming::Oversized;
+            }
             Some(Err(_)) | None => return Incoming::Gone,
         }
     }
@@ -197,6 +203,7 @@ async fn refuse_oversized(socket: &mut Socket) {
     frame.extend_from_slice(&instruction.code.to_be_bytes());
     frame.extend_from_slice(reason);
     let raw = socket.get_mut();
+    raw.lift();
     let linger = async {
         if raw.write_all(&frame).await.is_err() || raw.flush().await.is_err() {
             return;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gateway_domain::guards::origin_allowed;
-use gateway_domain::protocol::MAX_PAYLOAD;
+use gateway_domain::protocol::{MAX_HANDSHAKE_PAYLOAD, MAX_PAYLOAD};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -13,6 +13,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::read_budget::ReadBudget;
 use super::session;
 use crate::server::routes::{JsonResponse, error_response};
 use crate::server::state::{ConnectionSlot, GatewayState};
@@ -23,6 +24,9 @@ const READ_BUFFER: usize = 1024;
 /// Bytes queued before tungstenite writes without a flush: lets the shutdown event
 /// and the close frame leave in one write.
 const WRITE_BUFFER: usize = 4 * 1024;
+/// Bytes a client may send before `connect` succeeds: the 64 KiB message limit plus
+/// room for frame headers and control frames.
+const PRE_CONNECT_READ_BUDGET: usize = MAX_HANDSHAKE_PAYLOAD + 1024;
 /// Outgoing bytes a session may have queued before it is dropped as a slow reader.
 const MAX_WRITE_BUFFER: usize = 4 * MAX_PAYLOAD;
 
@@ -101,12 +105,8 @@ pub(crate) fn upgrade(
                     .max_write_buffer_size(MAX_WRITE_BUFFER)
                     .max_message_size(Some(MAX_PAYLOAD))
                     .max_frame_size(Some(MAX_PAYLOAD));
-                let socket = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
+                let io = ReadBudget::new(TokioIo::new(upgraded), PRE_CONNECT_READ_BUDGET);
+                let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                 session::run(socket, peer, session_state).await;
             }
             Err(error) => tracing::debug!(%peer, %error, "websocket upgrade failed"),
