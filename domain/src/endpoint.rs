@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// One listening address of the gateway. Displays as the URL a client dials:
-/// `ws://127.0.0.1:18789`, `ws://[::1]:18789`.
+/// `ws://127.0.0.1:4567`, `ws://[::1]:4567`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Endpoint(SocketAddr);
 
@@ -55,8 +55,8 @@ mod tests {
 
     #[test]
     fn ipv4_url_has_plain_host() {
-        let e = Endpoint::new("127.0.0.1".parse().unwrap(), 18789);
-        assert_eq!(e.to_string(), "ws://127.0.0.1:18789");
+        let e = Endpoint::new("127.0.0.1".parse().unwrap(), 4567);
+        assert_eq!(e.to_string(), "ws://127.0.0.1:4567");
     }
 
     #[test]

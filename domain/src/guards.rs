@@ -93,12 +93,12 @@ mod tests {
             "localhost",
             "LOCALHOST",
             "localhost.",
-            "localhost:18789",
+            "localhost:8080",
             "127.0.0.1",
             "127.0.0.1:80",
             "127.1.2.3:5",
             "[::1]",
-            "[::1]:18789",
+            "[::1]:8080",
             "[0:0:0:0:0:0:0:1]:1",
             " localhost ",
         ] {
@@ -111,7 +111,7 @@ mod tests {
         for host in [
             "",
             "evil.example",
-            "evil.example:18789",
+            "evil.example:8080",
             "localhost.evil.example",
             "localhost..",
             "127.0.0.1.evil.example",
@@ -137,7 +137,7 @@ mod tests {
             "http://localhost",
             "https://localhost:3000",
             "HTTP://LocalHost:3000",
-            "http://127.0.0.1:18789",
+            "http://127.0.0.1:8080",
             "http://[::1]:8080",
             "http://localhost.",
         ] {
