@@ -163,21 +163,21 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_loopback_18789_default_profile() {
+    fn defaults_are_loopback_and_the_default_profile_and_port() {
         let cli = parse(&[]).unwrap();
         assert_eq!(cli.run.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
         if env_free() {
             assert_eq!(cli.run.target.profile().as_str(), "default");
-            assert_eq!(cli.run.target.port(), 18789);
+            assert_eq!(cli.run.target.port(), config::DEFAULT_PORT);
         }
     }
 
     #[test]
-    fn dev_means_profile_dev_on_19001() {
+    fn dev_means_the_dev_profile_and_port() {
         let cli = parse(&["--dev"]).unwrap();
         assert_eq!(cli.run.target.profile().as_str(), "dev");
         if env_free() {
-            assert_eq!(cli.run.target.port(), 19001);
+            assert_eq!(cli.run.target.port(), config::DEV_PORT);
         }
         assert_eq!(
             parse(&["--dev", "--port", "7"]).unwrap().run.target.port(),

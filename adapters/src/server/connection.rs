@@ -9,8 +9,8 @@ use gateway_domain::Endpoint;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
-use super::StopToken;
 use super::routes;
 use super::state::{ConnectionSlot, GatewayState};
 
@@ -27,7 +27,7 @@ pub(crate) async fn accept_loop(
     endpoint: Endpoint,
     listener: TcpListener,
     state: Arc<GatewayState>,
-    stop_accepting: StopToken,
+    stop_accepting: CancellationToken,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -39,7 +39,7 @@ pub(crate) async fn accept_loop(
             Ok((stream, peer)) => match state.open_connection() {
                 Some(slot) => {
                     let state_for_conn = Arc::clone(&state);
-                    state.stop.http_connections.spawn(serve_connection(
+                    state.http.tasks.spawn(serve_connection(
                         stream,
                         peer,
                         state_for_conn,
@@ -48,7 +48,7 @@ pub(crate) async fn accept_loop(
                 }
                 None => {
                     tracing::warn!(%peer, "connection cap reached; answering 503");
-                    state.stop.http_connections.spawn(refuse_busy(stream));
+                    state.http.tasks.spawn(refuse_busy(stream));
                 }
             },
             Err(error) => {
@@ -86,7 +86,7 @@ async fn serve_connection(
     slot: Arc<ConnectionSlot>,
 ) {
     let _ = stream.set_nodelay(true);
-    let close_http = state.stop.close_http.clone();
+    let close_http = state.http.signal.clone();
     let service_state = Arc::clone(&state);
     let service = service_fn(move |request| {
         routes::handle(request, peer, Arc::clone(&service_state), Arc::clone(&slot))

@@ -5,6 +5,7 @@ mod auth_throttle;
 mod connection;
 mod routes;
 mod state;
+mod stop_stage;
 mod websocket;
 
 use std::sync::Arc;
@@ -13,10 +14,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 use gateway_domain::{Endpoint, GatewayIdentity, ServingGateway, StopStepError};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use self::state::{GatewayState, StopSignals};
+use self::state::GatewayState;
+use self::stop_stage::StopStage;
 
 /// What the server needs to know beyond its listeners.
 #[derive(Debug, Clone)]
@@ -41,36 +41,28 @@ pub struct ServerSettings {
 pub struct GatewayServer {
     /// Shared with every connection: identity, counters, the draining flag.
     state: Arc<GatewayState>,
-    /// Tells the accept loops to stop and drop their listeners (step 4).
-    stop_accepting: CancellationToken,
-    /// The accept loops; when they are all done, the port is free.
-    accept_loops: TaskTracker,
+    /// The accept loops (step 4): when they have all ended, their listeners are
+    /// dropped and the port is free.
+    accept_loops: StopStage,
 }
 
 impl GatewayServer {
     /// Starts serving on `listeners` (already bound: they are the lock).
     pub fn serve(listeners: Vec<(Endpoint, TcpListener)>, settings: ServerSettings) -> Self {
         let state = Arc::new(GatewayState::new(settings));
-        let stop_accepting = CancellationToken::new();
-        let accept_loops = TaskTracker::new();
+        let accept_loops = StopStage::default();
         for (endpoint, listener) in listeners {
-            accept_loops.spawn(connection::accept_loop(
+            accept_loops.tasks.spawn(connection::accept_loop(
                 endpoint,
                 listener,
                 Arc::clone(&state),
-                stop_accepting.clone(),
+                accept_loops.signal.clone(),
             ));
         }
-        accept_loops.close();
         Self {
             state,
-            stop_accepting,
             accept_loops,
         }
-    }
-
-    fn signals(&self) -> &StopSignals {
-        &self.state.stop
     }
 }
 
@@ -81,26 +73,16 @@ impl ServingGateway for GatewayServer {
     }
 
     async fn close_websockets(&self) -> Result<(), StopStepError> {
-        let signals = self.signals();
-        signals.close_websockets.cancel();
-        signals.websocket_sessions.close();
-        signals.websocket_sessions.wait().await;
+        self.state.websockets.run_to_end().await;
         Ok(())
     }
 
     async fn close_http(&self) -> Result<(), StopStepError> {
-        let signals = self.signals();
-        signals.close_http.cancel();
-        signals.http_connections.close();
-        signals.http_connections.wait().await;
+        self.state.http.run_to_end().await;
         Ok(())
     }
 
     async fn release_listeners(&self) {
-        self.stop_accepting.cancel();
-        self.accept_loops.wait().await;
+        self.accept_loops.run_to_end().await;
     }
 }
-
-/// A token that is cancelled once, by whichever stop step owns it.
-pub(crate) type StopToken = CancellationToken;

@@ -7,23 +7,10 @@ use std::time::Instant;
 use gateway_domain::GatewayIdentity;
 use gateway_domain::identity::HealthView;
 use gateway_domain::protocol::dispatch::StatusReport;
-use tokio_util::task::TaskTracker;
 
+use super::ServerSettings;
 use super::auth_throttle::AuthThrottle;
-use super::{ServerSettings, StopToken};
-
-/// The stop signals each connection listens to, and the trackers that tell the stop
-/// sequence when a step is done.
-pub(crate) struct StopSignals {
-    /// Step 2: WebSocket sessions say goodbye and close 1001.
-    pub close_websockets: StopToken,
-    /// Every WebSocket session task.
-    pub websocket_sessions: TaskTracker,
-    /// Step 3: HTTP connections finish in-flight requests and close.
-    pub close_http: StopToken,
-    /// Every HTTP connection task (a connection's task ends when it upgrades).
-    pub http_connections: TaskTracker,
-}
+use super::stop_stage::StopStage;
 
 /// Shared state of one gateway.
 pub(crate) struct GatewayState {
@@ -47,8 +34,11 @@ pub(crate) struct GatewayState {
     draining: AtomicBool,
     /// Connected (post-`connect`) WebSocket clients, for `status`.
     websocket_clients: AtomicUsize,
-    /// The stop signals and trackers.
-    pub stop: StopSignals,
+    /// Step 2: every WebSocket session, told to say goodbye and close 1001.
+    pub websockets: StopStage,
+    /// Step 3: every HTTP connection task (one ends when its connection upgrades),
+    /// told to finish in-flight requests and close.
+    pub http: StopStage,
 }
 
 impl GatewayState {
@@ -64,12 +54,8 @@ impl GatewayState {
             started: settings.started,
             draining: AtomicBool::new(false),
             websocket_clients: AtomicUsize::new(0),
-            stop: StopSignals {
-                close_websockets: StopToken::new(),
-                websocket_sessions: TaskTracker::new(),
-                close_http: StopToken::new(),
-                http_connections: TaskTracker::new(),
-            },
+            websockets: StopStage::default(),
+            http: StopStage::default(),
         }
     }
 

@@ -47,7 +47,7 @@ enum Incoming {
 
 /// Runs one session to its end.
 pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<GatewayState>) {
-    let shutdown = state.stop.close_websockets.clone();
+    let shutdown = state.websockets.signal.clone();
     let handshake_timeout = Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
     let first = tokio::select! {
         () = shutdown.cancelled() => return say_goodbye(&mut socket).await,
@@ -102,7 +102,7 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
 /// The connected phase: answer requests, send ticks, until either side ends it.
 async fn serve(socket: &mut Socket, state: &GatewayState) {
     // One registration with the stop token for the whole session, not one per message.
-    let shutdown = state.stop.close_websockets.clone();
+    let shutdown = state.websockets.signal.clone();
     let stopping = shutdown.cancelled();
     tokio::pin!(stopping);
     let period = Duration::from_millis(TICK_INTERVAL_MS);

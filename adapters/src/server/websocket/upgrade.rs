@@ -94,7 +94,7 @@ pub(crate) fn upgrade(
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut request);
     let session_state = Arc::clone(&state);
-    state.stop.websocket_sessions.spawn(async move {
+    state.websockets.tasks.spawn(async move {
         // The session keeps the connection counted against the cap.
         let _slot = slot;
         match on_upgrade.await {
