@@ -198,3 +198,36 @@ fn sixteen_gateways_started_together_leave_exactly_one_running() {
     let winner = http_get(port, "/healthz").unwrap().json();
     assert!(racers.iter().any(|g| g.child.id() == winner["pid"]));
 }
+
+#[test]
+fn in_hundreds_of_races_every_loser_knows_the_winner_is_a_gateway() {
+    // A loser can meet the winner between its bind and its listen, when connections
+    // are refused: it must ask again, not call the winner a stranger (75).
+    const ROUNDS: usize = 300;
+    const RACERS: usize = 8;
+    let mut losers = 0;
+    for round in 0..ROUNDS {
+        let port = free_port();
+        let mut racers: Vec<Gateway> = (0..RACERS).map(|_| Gateway::spawn(port, &[])).collect();
+        wait_until("the losers to exit", || {
+            racers
+                .iter_mut()
+                .map(Gateway::is_running)
+                .filter(|r| *r)
+                .count()
+                <= 1
+        });
+        for racer in &mut racers {
+            if let Some(status) = racer.child.try_wait().unwrap() {
+                let stderr = racer.stderr_now();
+                assert_eq!(
+                    status.code(),
+                    Some(78),
+                    "round {round}: a loser did not recognise the winner: {stderr}"
+                );
+                losers += 1;
+            }
+        }
+    }
+    assert_eq!(losers, ROUNDS * (RACERS - 1));
+}

@@ -44,3 +44,25 @@ fn text_logs_carry_the_listening_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_invalid_log_filter_is_a_warning_not_silence() {
+    let port = free_port();
+    let mut gateway = Gateway::spawn_with(port, &[], |command| {
+        command.env("GATEWAY_LOG", "gateway=loud");
+    });
+    gateway.wait_healthy();
+    gateway.signal(Signal::SIGTERM);
+    assert_eq!(gateway.wait_exit().code(), Some(0));
+    let stderr = gateway.stderr_now();
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("GATEWAY_LOG"))
+        .unwrap_or_else(|| panic!("no warning about GATEWAY_LOG: {stderr}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("not a valid filter"),
+        "{warning}"
+    );
+    // It still logs, at info.
+    assert!(stderr.contains("gateway listening on"), "{stderr}");
+}

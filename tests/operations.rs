@@ -91,6 +91,179 @@ fn a_refused_start_names_the_foreign_holder_pid() {
     assert!(stderr.contains("gateway --port <port>"), "{stderr}");
 }
 
+/// The command between the first pair of backticks after `marker` in `text`.
+fn quoted_command_after<'a>(text: &'a str, marker: &str) -> Vec<&'a str> {
+    let rest = &text[text
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {text}"))..];
+    let start = rest.find('`').expect("a quoted command") + 1;
+    let end = start + rest[start..].find('`').expect("a closing backquote");
+    rest[start..end].split_whitespace().collect()
+}
+
+#[test]
+fn both_hints_of_a_refused_start_work_when_followed_as_printed() {
+    // Every command shares one state root, as on a user's machine: a second instance
+    // on the first one's profile would be refused.
+    let home = TempDir::new("hint");
+    let shared_root = |command: &mut std::process::Command| {
+        command
+            .env_remove("GATEWAY_STATE_DIR")
+            .env("XDG_STATE_HOME", home.path());
+    };
+    let port = free_port();
+    let mut first = Gateway::spawn_with(port, &[], shared_root);
+    first.wait_healthy();
+    let mut refused = Gateway::spawn_with(port, &[], shared_root);
+    let code = refused.wait_exit().code();
+    let stderr = refused.stderr_now();
+    assert_eq!(code, Some(78), "{stderr}");
+
+    // "start a second instance with `gateway --profile <name> --port <port>`"
+    let second_port = free_port();
+    let second: Vec<String> = quoted_command_after(&stderr, "second instance")
+        .into_iter()
+        .map(|word| match word {
+            "<name>" => "second".to_owned(),
+            "<port>" => second_port.to_string(),
+            other => other.to_owned(),
+        })
+        .collect();
+    assert_eq!(second[0], "gateway", "{stderr}");
+    let args: Vec<&str> = second[1..].iter().map(String::as_str).collect();
+    let mut command = gateway_command(&args, home.path());
+    shared_root(&mut command);
+    let mut second_gateway = KilledOnDrop(command.spawn().unwrap());
+    wait_until("the second instance to serve", || {
+        http_get(second_port, "/healthz").is_some_and(|r| r.status == 200)
+    });
+    assert_eq!(
+        http_get(second_port, "/healthz").unwrap().json()["profile"],
+        "second"
+    );
+    assert!(second_gateway.is_running());
+
+    // "stop it with `gateway stop --port PORT`"
+    let stop = quoted_command_after(&stderr, "stop it with");
+    assert_eq!(stop[..2], ["gateway", "stop"], "{stderr}");
+    let (code, stdout, stderr_stop) = run_cli(&stop[1..]);
+    assert_eq!(code, 0, "{stdout}{stderr_stop}");
+    assert_eq!(first.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn a_gateway_at_its_connection_cap_is_still_known_as_a_gateway() {
+    let port = free_port();
+    let mut gateway = Gateway::start(port, &["--max-connections", "2"]);
+    let idle: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    wait_until("the cap to be reached", || {
+        http_get(port, "/readyz").is_some_and(|r| r.status == 503)
+    });
+    let p = port.to_string();
+    let (code, stdout, _) = run_cli(&["status", "--port", &p, "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()["pid"],
+        gateway.child.id()
+    );
+    let (code, stderr) = run_to_exit(port, &[]);
+    assert_eq!(code, 78, "{stderr}");
+    let (code, stdout, stderr) = run_cli(&["stop", "--port", &p]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(gateway.wait_exit().code(), Some(0));
+    drop(idle);
+}
+
+#[test]
+fn status_and_stop_find_a_gateway_on_another_loopback_address_with_bind() {
+    let port = free_port();
+    let p = port.to_string();
+    let mut gateway = Gateway::spawn(port, &["--bind", "127.0.0.2"]);
+    wait_until("the gateway on 127.0.0.2 to answer status", || {
+        run_cli(&["status", "--port", &p, "--bind", "127.0.0.2"]).0 == 0
+    });
+    let (code, stdout, _) = run_cli(&["status", "--port", &p, "--bind", "127.0.0.2", "--json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["url"], format!("ws://127.0.0.2:{port}"));
+    assert_eq!(json["pid"], gateway.child.id());
+    // Without --bind, 127.0.0.1 is asked, where nothing runs.
+    assert_eq!(run_cli(&["status", "--port", &p]).0, 3);
+    let (code, stdout, stderr) = run_cli(&["stop", "--port", &p, "--bind", "127.0.0.2"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(gateway.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn status_and_stop_by_profile_find_the_port_in_the_held_lock_file() {
+    let port = free_port();
+    let home = TempDir::new("xdg");
+    let xdg = |command: &mut std::process::Command| {
+        command
+            .env_remove("GATEWAY_STATE_DIR")
+            .env("XDG_STATE_HOME", home.path());
+    };
+    let mut gateway = Gateway::spawn_with(port, &["--profile", "work"], xdg);
+    gateway.wait_healthy();
+    let cli = |args: &[&str]| {
+        let mut command = gateway_command(args, home.path());
+        xdg(&mut command);
+        let output = command.output().unwrap();
+        (
+            output.status.code().unwrap(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = cli(&["status", "--profile", "work", "--json"]);
+    assert_eq!(code, 0, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["url"], format!("ws://127.0.0.1:{port}"));
+    assert_eq!(json["profile"], "work");
+
+    let (code, stdout) = cli(&["stop", "--profile", "work"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(gateway.wait_exit().code(), Some(0));
+    // The file stays with its record, but a free lock names no port: the record is
+    // history, and the profile's default port is asked instead.
+    assert!(home.path().join("gateway/work/gateway.lock").exists());
+    let (_, stdout) = cli(&["status", "--profile", "work", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_ne!(json["url"], format!("ws://127.0.0.1:{port}"));
+}
+
+#[test]
+fn profile_and_dev_together_are_a_usage_error() {
+    let state = TempDir::new("conflict");
+    let port = free_port().to_string();
+    for args in [
+        &["--profile", "work", "--dev", "--port", &port][..],
+        &["status", "--profile", "work", "--dev"],
+    ] {
+        let output = gateway_command(args, state.path()).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("--dev"));
+    }
+    assert!(port_is_free(port.parse().unwrap()));
+}
+
+#[test]
+fn a_port_held_by_an_outgoing_connection_is_named_as_such() {
+    // An outgoing connection's local port comes from the ephemeral range.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+    let (_accepted, _) = server.accept().unwrap();
+    let port = client.local_addr().unwrap().port();
+    let (code, stderr) = run_to_exit(port, &[]);
+    assert_eq!(code, 75, "{stderr}");
+    assert!(
+        stderr.contains("outgoing connection") && stderr.contains("ephemeral port range"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("outside"), "{stderr}");
+}
+
 #[test]
 fn force_takes_the_port_from_a_foreign_listener() {
     let port = free_port();

@@ -205,7 +205,7 @@ fn connections_over_the_cap_get_503() {
         .collect();
     let mut refused = None;
     wait_until("a connection over the cap to be refused", || {
-        refused = http_get(port, "/healthz").filter(|r| r.status == 503);
+        refused = http_get(port, "/readyz").filter(|r| r.status == 503);
         refused.is_some()
     });
     let refused = refused.unwrap();

@@ -32,14 +32,38 @@ impl Default for HttpHolderProbe {
     }
 }
 
+/// Pause between two connection attempts to a holder that refused: a gateway that has
+/// bound but not yet listens refuses for a few microseconds.
+const REFUSED_RETRY_PAUSE: Duration = Duration::from_millis(2);
+
 #[async_trait]
 impl HolderProbe for HttpHolderProbe {
     async fn identify(&self, endpoint: Endpoint) -> Holder {
-        match tokio::time::timeout(self.budget, fetch_health(endpoint)).await {
+        let ask_until_answered = async {
+            loop {
+                match fetch_health(endpoint).await {
+                    Err(Unanswered::Refused) => tokio::time::sleep(REFUSED_RETRY_PAUSE).await,
+                    Err(Unanswered::Other) => return None,
+                    Ok(report) => return Some(report),
+                }
+            }
+        };
+        match tokio::time::timeout(self.budget, ask_until_answered).await {
             Ok(Some(report)) if report.is_gateway() => Holder::Gateway(Box::new(report)),
             _ => Holder::Unconfirmed,
         }
     }
+}
+
+/// Why `/healthz` gave no report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The connection was refused: nothing listens yet (or any more). Between a
+    /// gateway's bind and its listen this is what a prober sees, so it is worth
+    /// asking again.
+    Refused,
+    /// Anything else: not HTTP, not a gateway's body, a broken connection.
+    Other,
 }
 
 /// The address to dial for an endpoint: a wildcard bind is reached on loopback.
@@ -60,18 +84,24 @@ pub async fn is_accepting(endpoint: Endpoint, budget: Duration) -> bool {
     )
 }
 
-/// Fetches and parses `/healthz`; `None` on any failure.
-pub async fn fetch_health(endpoint: Endpoint) -> Option<HealthReport> {
+/// Fetches and parses `/healthz`.
+pub async fn fetch_health(endpoint: Endpoint) -> Result<HealthReport, Unanswered> {
     let addr = dial_address(endpoint);
-    let stream = TcpStream::connect(addr).await.ok()?;
+    let stream = TcpStream::connect(addr).await.map_err(|error| {
+        if error.kind() == std::io::ErrorKind::ConnectionRefused {
+            Unanswered::Refused
+        } else {
+            Unanswered::Other
+        }
+    })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .ok()?;
+        .map_err(|_| Unanswered::Other)?;
     let driver = tokio::spawn(connection);
     let request = Request::get("/healthz")
         .header(hyper::header::HOST, addr.to_string())
         .body(Empty::<Bytes>::new())
-        .ok()?;
+        .map_err(|_| Unanswered::Other)?;
     let outcome = async {
         let response = sender.send_request(request).await.ok()?;
         let body = Limited::new(response.into_body(), MAX_HEALTH_BODY)
@@ -83,7 +113,7 @@ pub async fn fetch_health(endpoint: Endpoint) -> Option<HealthReport> {
     }
     .await;
     driver.abort();
-    outcome
+    outcome.ok_or(Unanswered::Other)
 }
 
 #[cfg(test)]
@@ -109,6 +139,31 @@ mod tests {
             HttpHolderProbe::default().identify(endpoint).await,
             Holder::Unconfirmed
         );
+    }
+
+    #[tokio::test]
+    async fn a_holder_that_listens_only_a_moment_after_its_bind_is_still_asked() {
+        // Bound but not listening: connections are refused, as in the microseconds
+        // between a starting gateway's bind and its listen.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let endpoint = Endpoint::new(addr.ip(), addr.port());
+        let serve_later = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let listener = socket.listen(16).unwrap();
+            while let Ok((mut s, _)) = listener.accept().await {
+                let body = r#"{"ok":true,"status":"live","service":"gateway","pid":5,"port":1,"profile":"p","version":"0.1.0","uptimeMs":1}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        let holder = HttpHolderProbe::default().identify(endpoint).await;
+        serve_later.abort();
+        assert!(matches!(holder, Holder::Gateway(report) if report.pid == 5));
     }
 
     #[tokio::test]

@@ -31,7 +31,12 @@ impl PortOwnerLookup for ProcPortOwners {
             .map(|e| e.inode)
             .collect();
         if inodes.is_empty() {
-            return PortOwners::None;
+            return match ephemeral_range() {
+                Some((low, high)) if (low..=high).contains(&port) => {
+                    PortOwners::EphemeralRange { low, high }
+                }
+                _ => PortOwners::None,
+            };
         }
         let Ok(processes) = procfs::process::all_processes() else {
             return PortOwners::Unknown;
@@ -61,6 +66,14 @@ impl PortOwnerLookup for ProcPortOwners {
     }
 }
 
+/// The OS's range of local ports for outgoing connections.
+#[cfg(target_os = "linux")]
+fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = text.split_whitespace().map(str::parse::<u16>);
+    Some((bounds.next()?.ok()?, bounds.next()?.ok()?))
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -83,6 +96,14 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let owners = ProcPortOwners.owners(Endpoint::new("127.0.0.1".parse().unwrap(), port));
-        assert_eq!(owners, PortOwners::None);
+        let in_range = ephemeral_range().is_some_and(|(low, high)| (low..=high).contains(&port));
+        if in_range {
+            assert!(
+                matches!(owners, PortOwners::EphemeralRange { .. }),
+                "{owners:?}"
+            );
+        } else {
+            assert_eq!(owners, PortOwners::None);
+        }
     }
 }

@@ -56,6 +56,39 @@ impl ProfileLocker for FileProfileLocker {
             .map_err(unavailable(&path))?;
         Ok(ProfileLockGuard { _file: file })
     }
+
+    fn current_holder(&self, dir: &Path) -> Option<LockRecord> {
+        let path = dir.join(LOCK_FILE_NAME);
+        let text = fs::read_to_string(&path).ok()?;
+        is_flocked(&path).then(|| LockRecord::parse(&text))?
+    }
+}
+
+/// Whether some open file holds a `flock` on `path`, read from `/proc/locks` so that
+/// looking never takes the lock.
+#[cfg(target_os = "linux")]
+fn is_flocked(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = fs::metadata(path) else {
+        return false;
+    };
+    let (major, minor) = (
+        nix::sys::stat::major(metadata.dev()),
+        nix::sys::stat::minor(metadata.dev()),
+    );
+    procfs::locks().is_ok_and(|locks| {
+        locks.iter().any(|lock| {
+            lock.lock_type == procfs::LockType::FLock
+                && lock.inode == metadata.ino()
+                && u64::from(lock.devmaj) == major
+                && u64::from(lock.devmin) == minor
+        })
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_flocked(_path: &Path) -> bool {
+    false
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -131,6 +164,20 @@ mod tests {
         let _guard = FileProfileLocker.acquire(&dir, &record(1)).unwrap();
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_current_holder_is_known_only_while_the_lock_is_held() {
+        let dir = temp_dir("current");
+        assert_eq!(FileProfileLocker.current_holder(&dir), None);
+        let guard = FileProfileLocker.acquire(&dir, &record(7)).unwrap();
+        assert_eq!(FileProfileLocker.current_holder(&dir), Some(record(7)));
+        drop(guard);
+        // The file and its record stay; the lock does not.
+        assert!(dir.join(LOCK_FILE_NAME).exists());
+        assert_eq!(FileProfileLocker.current_holder(&dir), None);
         let _ = fs::remove_dir_all(&dir);
     }
 

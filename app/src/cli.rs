@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gateway_domain::config::{self, DEV_PROFILE};
-use gateway_domain::profile::ProfileName;
+use gateway_domain::profile::{self, ProfileName};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,7 +35,7 @@ pub enum Command {
     Stop(StopArgs),
 }
 
-/// Which gateway: by port, or by profile (whose default port is used).
+/// Which gateway: by address and port, or by profile.
 #[derive(Debug, Args)]
 pub struct Target {
     /// TCP port [default: 18789, or 19001 with --dev].
@@ -46,23 +46,23 @@ pub struct Target {
     #[arg(long, env = "GATEWAY_PROFILE", value_parser = parse_profile)]
     pub profile: Option<ProfileName>,
 
-    /// Profile `dev` on port 19001.
-    #[arg(long)]
+    /// Profile `dev` on port 19001 (an alternative to --profile).
+    #[arg(long, conflicts_with = "profile")]
     pub dev: bool,
-}
 
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub target: Target,
-
-    /// IP address to bind (an IP literal, not a host name).
+    /// IP address of the gateway (an IP literal, not a host name).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind: IpAddr,
 
     /// State directory of the profile.
     #[arg(long, env = "GATEWAY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: Target,
 
     /// Token every WebSocket `connect` must carry (required off loopback).
     #[arg(long, env = "GATEWAY_TOKEN", hide_env_values = true)]
@@ -141,9 +141,28 @@ impl Target {
         ProfileName::parse(name).unwrap_or_else(|_| unreachable!("validated by clap or a constant"))
     }
 
-    /// The port, by the contract's precedence (`--port` > `GATEWAY_PORT` > profile).
+    /// The profile's state directory, from the flag or environment, else under
+    /// `$XDG_STATE_HOME` or the home directory; `None` when none is known.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        profile::state_dir(
+            self.state_dir.as_deref(),
+            std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .as_deref(),
+            std::env::home_dir().as_deref(),
+            &self.profile(),
+        )
+    }
+
+    /// The port a start binds (`--port` > `GATEWAY_PORT` > the profile's default).
     pub fn port(&self) -> u16 {
         config::resolve_port(self.port, None, self.profile().as_str())
+    }
+
+    /// The port an operation looks at: as for a start, except that a profile's held lock
+    /// file, when there is one, names the port its gateway runs on.
+    pub fn port_with_held_lock(&self, held_lock_port: Option<u16>) -> u16 {
+        config::resolve_port(self.port, held_lock_port, self.profile().as_str())
     }
 }
 
@@ -165,7 +184,7 @@ mod tests {
     #[test]
     fn defaults_are_loopback_and_the_default_profile_and_port() {
         let cli = parse(&[]).unwrap();
-        assert_eq!(cli.run.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(cli.run.target.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
         if env_free() {
             assert_eq!(cli.run.target.profile().as_str(), "default");
             assert_eq!(cli.run.target.port(), config::DEFAULT_PORT);

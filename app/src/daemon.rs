@@ -1,7 +1,6 @@
 //! The gateway's life: bind first, lock the profile, serve, then stop in the
 //! contract's order. Only wiring: every decision is in `gateway-domain`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gateway_adapters::fd_limit;
@@ -12,7 +11,7 @@ use gateway_adapters::{
 use gateway_domain::config::check_exposure;
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
-use gateway_domain::profile::{self, LockRecord, ProfileName};
+use gateway_domain::profile::LockRecord;
 use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, GatewayLockError, ServiceNotifier};
 use tokio::net::TcpListener;
 
@@ -26,17 +25,17 @@ use crate::start::{take_port_lock, take_profile_lock};
 pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
     let port = args.target.port();
     let profile = args.target.profile();
-    if let Err(refused) = check_exposure(args.bind, port, args.token.as_deref()) {
+    if let Err(refused) = check_exposure(args.target.bind, port, args.token.as_deref()) {
         eprintln!("{}", refused.headline());
         return ExitCode::Refused;
     }
-    let Some(state_dir) = state_dir(&args, &profile) else {
+    let Some(state_dir) = args.target.state_dir() else {
         eprintln!(
             "gateway: no state directory for profile \"{profile}\": set --state-dir or GATEWAY_STATE_DIR"
         );
         return ExitCode::Usage;
     };
-    let endpoint = Endpoint::new(args.bind, port);
+    let endpoint = Endpoint::new(args.target.bind, port);
 
     // The bind is the lock: it comes before any other start-up work.
     let held = match bind(endpoint, args.force).await {
@@ -109,18 +108,6 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
     // Step 5: the profile lock goes last, once the port is free.
     drop(profile_lock);
     code
-}
-
-/// The profile's state directory, from the flag, the environment or the home directory.
-fn state_dir(args: &RunArgs, profile: &ProfileName) -> Option<PathBuf> {
-    profile::state_dir(
-        args.state_dir.as_deref(),
-        std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .as_deref(),
-        std::env::home_dir().as_deref(),
-        profile,
-    )
 }
 
 /// Raises the open-files limit so the connection cap, not EMFILE, bounds clients.

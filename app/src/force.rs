@@ -18,7 +18,7 @@ pub async fn evict(endpoint: Endpoint, lookup: &dyn PortOwnerLookup) -> Result<(
     let holders = match lookup.owners(endpoint) {
         PortOwners::Visible(holders) => holders,
         PortOwners::None => return Ok(()), // it went away by itself
-        hidden @ (PortOwners::Hidden | PortOwners::Unknown) => {
+        hidden @ (PortOwners::Hidden | PortOwners::Unknown | PortOwners::EphemeralRange { .. }) => {
             return Err(format!(
                 "--force: {endpoint} is held by {}; cannot signal it",
                 hidden.describe()
@@ -65,7 +65,10 @@ async fn wait_port_free(
 ) -> bool {
     let deadline = Instant::now() + within;
     loop {
-        if lookup.owners(endpoint) == PortOwners::None {
+        if matches!(
+            lookup.owners(endpoint),
+            PortOwners::None | PortOwners::EphemeralRange { .. }
+        ) {
             return true;
         }
         if Instant::now() >= deadline {

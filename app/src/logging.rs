@@ -13,8 +13,13 @@ use crate::cli::LogFormat;
 const SECRET_SAFE_CAPS: [&str; 2] = ["tungstenite=info", "tokio_tungstenite=info"];
 
 pub fn init(format: LogFormat) {
-    let mut filter =
-        EnvFilter::try_from_env("GATEWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (mut filter, invalid) = match std::env::var("GATEWAY_LOG") {
+        Err(_) => (EnvFilter::new("info"), None),
+        Ok(spec) => match EnvFilter::try_new(&spec) {
+            Ok(filter) => (filter, None),
+            Err(error) => (EnvFilter::new("info"), Some((spec, error))),
+        },
+    };
     for cap in SECRET_SAFE_CAPS {
         if let Ok(directive) = cap.parse::<Directive>() {
             filter = filter.add_directive(directive);
@@ -28,5 +33,10 @@ pub fn init(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    // Said once logging works, so it comes in the chosen format; a typo in the filter
+    // must not silently change what is logged.
+    if let Some((spec, error)) = invalid {
+        tracing::warn!("GATEWAY_LOG={spec:?} is not a valid filter ({error}); logging at info");
     }
 }

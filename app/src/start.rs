@@ -105,6 +105,7 @@ mod tests {
         impl ProfileLocker for Locker {
             type Guard = ();
             fn acquire(&self, dir: &Path, record: &LockRecord) -> Result<(), ProfileLockFailure>;
+            fn current_holder(&self, dir: &Path) -> Option<LockRecord>;
         }
     }
 

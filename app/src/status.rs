@@ -1,12 +1,12 @@
 //! `gateway status`: what holds the port, as a summary or one JSON object.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use gateway_adapters::holder_probe::is_accepting;
-use gateway_adapters::{HttpHolderProbe, ProcPortOwners};
+use gateway_adapters::{FileProfileLocker, HttpHolderProbe, ProcPortOwners};
 use gateway_domain::port_owner::PortOwnerLookup;
 use gateway_domain::port_status::PortStatus;
+use gateway_domain::profile::ProfileLocker;
 use gateway_domain::{Endpoint, ExitCode, Holder, HolderProbe};
 
 use crate::cli::{StatusArgs, Target};
@@ -25,9 +25,14 @@ pub async fn run(args: StatusArgs) -> ExitCode {
     status.exit_code()
 }
 
-/// The loopback endpoint a gateway of this target listens on.
+/// Where the gateway of this target listens: `--bind`, and the port as for a start,
+/// except that the profile's lock file names the port while its lock is held.
 pub fn endpoint(target: &Target) -> Endpoint {
-    Endpoint::new(IpAddr::V4(Ipv4Addr::LOCALHOST), target.port())
+    let held_lock_port = target
+        .state_dir()
+        .and_then(|dir| FileProfileLocker.current_holder(&dir))
+        .map(|record| record.port);
+    Endpoint::new(target.bind, target.port_with_held_lock(held_lock_port))
 }
 
 /// Asks the port (`/healthz`), the TCP stack (does it accept?) and the OS (who owns

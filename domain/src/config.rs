@@ -22,9 +22,12 @@ pub fn profile_default_port(profile: &str) -> u16 {
     }
 }
 
-/// `--port` > `GATEWAY_PORT` > the profile's default.
-pub fn resolve_port(flag: Option<u16>, env: Option<u16>, profile: &str) -> u16 {
-    flag.or(env)
+/// `--port` (or `GATEWAY_PORT`, which clap reads into the same value) > the port named by
+/// the profile's *held* lock file (only `status`, `stop` and `restart` look there; a start
+/// passes `None`) > the profile's default.
+pub fn resolve_port(explicit: Option<u16>, held_lock_port: Option<u16>, profile: &str) -> u16 {
+    explicit
+        .or(held_lock_port)
         .unwrap_or_else(|| profile_default_port(profile))
 }
 
@@ -69,7 +72,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flag_beats_env_beats_profile_default() {
+    fn explicit_port_beats_held_lock_file_beats_profile_default() {
         assert_eq!(resolve_port(Some(1), Some(2), "dev"), 1);
         assert_eq!(resolve_port(None, Some(2), "dev"), 2);
         assert_eq!(resolve_port(None, None, "dev"), DEV_PORT);

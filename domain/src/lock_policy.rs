@@ -58,23 +58,36 @@ impl Refusal {
                         h.profile,
                         human_uptime(h.uptime_ms)
                     ));
+                    // A second instance needs a profile of its own as well as a port:
+                    // `--port` alone would be refused for the same profile.
                     lines.push(format!(
-                        "  stop it with `gateway stop --port {port}`, or start another one with `gateway --port <port>`"
+                        "  stop it with `{}`, or start a second instance with `gateway --profile <name> --port <port>`",
+                        stop_command(endpoint)
                     ));
                 }
-                _ => {
-                    let who = self.owners.as_ref().map_or_else(
-                        || "a process not visible to this user".to_owned(),
-                        PortOwners::describe,
-                    );
-                    lines.push(format!(
-                        "  held by {who}, which does not answer as a gateway"
-                    ));
-                    lines.push(
-                        "  free the port, or start on another one with `gateway --port <port>`"
-                            .to_owned(),
-                    );
-                }
+                _ => match &self.owners {
+                    Some(PortOwners::EphemeralRange { low, high }) => {
+                        lines.push(format!(
+                            "  held by an outgoing connection's local port: {port} is in this host's ephemeral port range {low}-{high}"
+                        ));
+                        lines.push(format!(
+                            "  start on a port outside {low}-{high} with `gateway --port <port>`"
+                        ));
+                    }
+                    owners => {
+                        let who = owners.as_ref().map_or_else(
+                            || "a process not visible to this user".to_owned(),
+                            PortOwners::describe,
+                        );
+                        lines.push(format!(
+                            "  held by {who}, which does not answer as a gateway"
+                        ));
+                        lines.push(
+                            "  free the port, or start on another one with `gateway --port <port>`"
+                                .to_owned(),
+                        );
+                    }
+                },
             }
         }
         if let GatewayLockError::ProfileInUse {
@@ -100,6 +113,16 @@ impl Refusal {
             GatewayLockError::AlreadyListening { endpoint } => Some(*endpoint),
             _ => None,
         }
+    }
+}
+
+/// The `gateway stop` command line that reaches the gateway on `endpoint`.
+fn stop_command(endpoint: &crate::Endpoint) -> String {
+    let port = endpoint.port();
+    if endpoint.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+        format!("gateway stop --port {port}")
+    } else {
+        format!("gateway stop --port {port} --bind {}", endpoint.ip())
     }
 }
 
@@ -151,7 +174,10 @@ mod tests {
             "GatewayLockError: another gateway instance is already listening on ws://127.0.0.1:4321"
         );
         assert!(lines[1].contains("pid 77") && lines[1].contains("up 1h 2m 3s"));
-        assert!(lines[2].contains("gateway stop --port 4321"));
+        assert_eq!(
+            lines[2],
+            "  stop it with `gateway stop --port 4321`, or start a second instance with `gateway --profile <name> --port <port>`"
+        );
         assert!(lines[1..].iter().all(|l| l.starts_with("  ")));
     }
 
@@ -190,6 +216,39 @@ mod tests {
             r.report_lines()[1],
             "  held by pid 31 (nc), which does not answer as a gateway"
         );
+    }
+
+    #[test]
+    fn a_port_taken_by_an_outgoing_connection_says_so_and_points_out_of_the_range() {
+        let r = Refusal {
+            error: GatewayLockError::AlreadyListening {
+                endpoint: endpoint(),
+            },
+            holder: Some(Holder::Unconfirmed),
+            owners: Some(PortOwners::EphemeralRange {
+                low: 4000,
+                high: 5000,
+            }),
+        };
+        assert_eq!(r.exit_code(), ExitCode::PortHeld);
+        let lines = r.report_lines();
+        assert!(lines[1].contains("outgoing connection") && lines[1].contains("4000-5000"));
+        assert!(lines[2].contains("outside 4000-5000"), "{}", lines[2]);
+    }
+
+    #[test]
+    fn the_stop_hint_names_a_bind_address_other_than_the_default() {
+        let Holder::Gateway(report) = gateway_holder() else {
+            unreachable!()
+        };
+        let r = Refusal {
+            error: GatewayLockError::AlreadyListening {
+                endpoint: Endpoint::new("127.0.0.2".parse().unwrap(), 4321),
+            },
+            holder: Some(Holder::Gateway(report)),
+            owners: None,
+        };
+        assert!(r.report_lines()[2].contains("`gateway stop --port 4321 --bind 127.0.0.2`"));
     }
 
     #[test]

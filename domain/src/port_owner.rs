@@ -19,6 +19,9 @@ pub enum PortOwners {
     Hidden,
     /// No listening socket on the port.
     None,
+    /// No listening socket, and the port lies in the OS's ephemeral range
+    /// (`low..=high`): the local end of an outgoing connection holds it.
+    EphemeralRange { low: u16, high: u16 },
     /// The OS offers no way to look (not Linux, no /proc).
     Unknown,
 }
@@ -45,6 +48,9 @@ impl PortOwners {
                 .join(", "),
             Self::Hidden | Self::Unknown => "a process not visible to this user".to_owned(),
             Self::None => "no listening process found".to_owned(),
+            Self::EphemeralRange { low, high } => {
+                format!("an outgoing connection (ephemeral port range {low}-{high})")
+            }
         }
     }
 }

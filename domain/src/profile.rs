@@ -154,6 +154,14 @@ pub trait ProfileLocker: Send + Sync {
     /// MUST return [`ProfileLockFailure::Held`] when another open file holds the lock,
     /// with the holder's record if it can be read, and MUST NOT wait for it.
     fn acquire(&self, dir: &Path, record: &LockRecord) -> Result<Self::Guard, ProfileLockFailure>;
+
+    /// The record of the gateway holding `dir`'s lock right now, for `status`, `stop`
+    /// and `restart --profile NAME`.
+    ///
+    /// MUST return `None` when the lock is free (a record left behind by a gateway that
+    /// exited describes nobody) or cannot be checked, and MUST NOT take the lock, not
+    /// even briefly: a gateway starting at that moment would be refused.
+    fn current_holder(&self, dir: &Path) -> Option<LockRecord>;
 }
 
 #[cfg(test)]

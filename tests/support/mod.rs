@@ -85,7 +85,7 @@ pub fn gateway_command(args: &[&str], state_dir: &Path) -> Command {
 
 /// A child process that is killed (and reaped) when dropped, so a failing test never
 /// leaves a process behind.
-pub struct KilledOnDrop(Child);
+pub struct KilledOnDrop(pub Child);
 
 impl std::ops::Deref for KilledOnDrop {
     type Target = Child;

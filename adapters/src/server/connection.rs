@@ -16,8 +16,8 @@ use super::state::{ConnectionSlot, GatewayState};
 
 /// Headers must arrive within this, or the connection is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a refused (over the cap) client gets to take its 503.
-const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a client over the cap gets to send its request and take the answer.
+const OVER_CAP_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -48,7 +48,10 @@ pub(crate) async fn accept_loop(
                 }
                 None => {
                     tracing::warn!(%peer, "connection cap reached; answering 503");
-                    state.http.tasks.spawn(refuse_busy(stream));
+                    state
+                        .http
+                        .tasks
+                        .spawn(serve_over_cap(stream, Arc::clone(&state)));
                 }
             },
             Err(error) => {
@@ -64,18 +67,21 @@ pub(crate) async fn accept_loop(
     tracing::debug!(%endpoint, "listener closed");
 }
 
-/// Over the connection cap: a fixed 503 without reading the request, then close.
-async fn refuse_busy(mut stream: TcpStream) {
-    const BODY: &str = r#"{"error":{"code":"busy","message":"too many connections"}}"#;
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = tokio::time::timeout(
-        BUSY_WRITE_TIMEOUT,
-        tokio::io::AsyncWriteExt::write_all(&mut stream, response.as_bytes()),
-    )
-    .await;
+/// Over the connection cap: one request, answered within [`OVER_CAP_TIMEOUT`], then
+/// the connection closes. `/healthz` is answered as usual, since a gateway at its cap is
+/// still a gateway to `status`, `stop` and a second start; everything else gets 503.
+async fn serve_over_cap(stream: TcpStream, state: Arc<GatewayState>) {
+    let close_http = state.http.signal.clone();
+    let service = service_fn(move |request| routes::handle_over_cap(request, Arc::clone(&state)));
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(OVER_CAP_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = tokio::time::timeout(OVER_CAP_TIMEOUT, connection) => {}
+        () = close_http.cancelled() => {}
+    }
 }
 
 /// Serves one connection: HTTP requests, and at most one WebSocket upgrade.

@@ -28,11 +28,7 @@ pub(crate) async fn handle(
     slot: Arc<ConnectionSlot>,
 ) -> Result<JsonResponse, Infallible> {
     if state.loopback_hosts_only && !host_is_loopback(&request) {
-        return Ok(close_after(error_response(
-            StatusCode::FORBIDDEN,
-            "forbidden_host",
-            "this gateway only answers requests addressed to localhost",
-        )));
+        return Ok(forbidden_host());
     }
     if declared_body_len(&request).is_some_and(|len| len > MAX_BODY) {
         return Ok(close_after(error_response(
@@ -46,10 +42,7 @@ pub(crate) async fn handle(
     }
     let method = request.method().clone();
     let response = match request.uri().path() {
-        "/healthz" => match method {
-            Method::GET | Method::HEAD => json_response(StatusCode::OK, &state.health()),
-            _ => method_not_allowed("GET, HEAD"),
-        },
+        "/healthz" => health(&method, &state),
         "/readyz" => match method {
             Method::GET | Method::HEAD => json_response(
                 StatusCode::OK,
@@ -78,6 +71,49 @@ pub(crate) async fn handle(
         ),
     };
     Ok(response)
+}
+
+/// A request on a connection over the cap: `/healthz` as usual, anything else `503`.
+pub(crate) async fn handle_over_cap(
+    request: Request<Incoming>,
+    state: Arc<GatewayState>,
+) -> Result<JsonResponse, Infallible> {
+    if state.loopback_hosts_only && !host_is_loopback(&request) {
+        return Ok(forbidden_host());
+    }
+    let path = request.uri().path();
+    if state.is_draining() {
+        return Ok(draining(path, &state));
+    }
+    let response = match path {
+        "/healthz" => health(request.method(), &state),
+        _ => {
+            let mut busy = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many connections",
+            );
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            busy
+        }
+    };
+    Ok(close_after(response))
+}
+
+fn health(method: &Method, state: &GatewayState) -> JsonResponse {
+    match *method {
+        Method::GET | Method::HEAD => json_response(StatusCode::OK, &state.health()),
+        _ => method_not_allowed("GET, HEAD"),
+    }
+}
+
+fn forbidden_host() -> JsonResponse {
+    close_after(error_response(
+        StatusCode::FORBIDDEN,
+        "forbidden_host",
+        "this gateway only answers requests addressed to localhost",
+    ))
 }
 
 /// Largest request body accepted (bodies are never read; this bounds what a client
