@@ -2,6 +2,7 @@
 //! implements a port of `gateway-domain` and maps OS errors to domain errors itself.
 
 pub mod fd_limit;
+pub mod handoff;
 pub mod holder_probe;
 pub mod port_owner;
 pub mod process_signal;

@@ -21,8 +21,28 @@ pub struct FileProfileLocker;
 /// only for people, and a later gateway overwrites it.
 #[derive(Debug)]
 pub struct ProfileLockGuard {
-    /// The locked file; closing it releases the lock.
-    _file: File,
+    /// The locked file. Closing it releases the lock unless another descriptor of the
+    /// same open file description (a successor's, after a handoff) is still open:
+    /// nothing here ever unlocks explicitly.
+    file: File,
+}
+
+impl ProfileLockGuard {
+    /// Holds a profile through a lock file inherited from the previous process (its
+    /// lock already re-taken on that descriptor), and writes this process's record.
+    pub fn adopt(file: File, record: &LockRecord) -> std::io::Result<Self> {
+        // The file offset is shared with the previous process: write at 0, not at
+        // wherever it left the offset.
+        file.set_len(0)?;
+        std::os::unix::fs::FileExt::write_all_at(&file, record.to_text().as_bytes(), 0)?;
+        Ok(Self { file })
+    }
+
+    /// A copy of the locked descriptor for a successor: same open file description,
+    /// so the lock is never free between the two processes.
+    pub fn descriptor(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.file.try_clone().map(std::os::fd::OwnedFd::from)
+    }
 }
 
 impl ProfileLocker for FileProfileLocker {
@@ -54,7 +74,7 @@ impl ProfileLocker for FileProfileLocker {
         file.set_len(0)
             .and_then(|()| file.write_all(record.to_text().as_bytes()))
             .map_err(unavailable(&path))?;
-        Ok(ProfileLockGuard { _file: file })
+        Ok(ProfileLockGuard { file })
     }
 
     fn current_holder(&self, dir: &Path) -> Option<LockRecord> {

@@ -33,6 +33,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop the gateway on the port with SIGTERM and wait until the port is free.
     Stop(StopArgs),
+    /// Restart the gateway on the port by handing its sockets and profile lock to a new
+    /// process (no connection refused); exit 0 restarted, 1 failed (the old one still
+    /// serves), 75 a restart already in progress.
+    Restart(RestartArgs),
 }
 
 /// Which gateway: by address and port, or by profile.
@@ -110,6 +114,16 @@ pub struct StopArgs {
     pub timeout: u64,
 }
 
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Seconds to wait for the outcome of the handoff before giving up (exit 1).
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    pub timeout: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -144,13 +158,19 @@ impl Target {
     /// The profile's state directory, from the flag or environment, else under
     /// `$XDG_STATE_HOME` or the home directory; `None` when none is known.
     pub fn state_dir(&self) -> Option<PathBuf> {
+        self.state_dir_of(&self.profile())
+    }
+
+    /// The state directory of `profile` (another profile than this target's, e.g. the
+    /// one a running gateway reports), unless the directory was given explicitly.
+    pub fn state_dir_of(&self, profile: &ProfileName) -> Option<PathBuf> {
         profile::state_dir(
             self.state_dir.as_deref(),
             std::env::var_os("XDG_STATE_HOME")
                 .map(PathBuf::from)
                 .as_deref(),
             std::env::home_dir().as_deref(),
-            &self.profile(),
+            profile,
         )
     }
 

@@ -1,31 +1,71 @@
-//! The gateway's life: bind first, lock the profile, serve, then stop in the
-//! contract's order. Only wiring: every decision is in `gateway-domain`.
+//! The gateway's life: take the lock (bind, or adopt what a handoff or systemd
+//! passed), lock the profile, serve, then either stop in the contract's order or hand
+//! everything to a successor. Only wiring: every decision is in `gateway-domain`.
 
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use gateway_adapters::fd_limit;
+use gateway_adapters::handoff::{
+    ControlSocket, ExecLauncher, HeldDescriptors, Inheritance, Predecessor, RestartRequest,
+    take_handoff, take_socket_activation,
+};
 use gateway_adapters::{
-    FileProfileLocker, GatewayServer, HttpHolderProbe, ProcPortOwners, ServerSettings,
-    SystemdNotifier, TcpBinder,
+    FileProfileLocker, GatewayServer, HttpHolderProbe, ProcPortOwners, ProfileLockGuard,
+    ServerSettings, SystemdNotifier, TcpBinder, fd_limit,
 };
 use gateway_domain::config::check_exposure;
+use gateway_domain::handoff::{
+    HandoffOutcome, RestartAnswer, RestartGate, SUCCESSOR_DEADLINE, SuccessorWord, hand_over,
+};
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
-use gateway_domain::profile::LockRecord;
+use gateway_domain::profile::{LockRecord, ProfileName};
+use gateway_domain::protocol::goodbye;
 use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, GatewayLockError, ServiceNotifier};
 use tokio::net::TcpListener;
 
 use crate::cli::RunArgs;
 use crate::force;
 use crate::shutdown::{ShutdownSequence, StopOutcome};
-use crate::signals::StopSignals;
+use crate::signals::{RestartSignal, StopSignals};
 use crate::start::{take_port_lock, take_profile_lock};
 
-/// Runs the gateway until it stops; returns the process exit code.
-pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
-    let port = args.target.port();
+/// Where this process was started from, for starting its successor.
+pub struct Executable {
+    /// The program path (see `gateway_adapters::handoff::launch::program_path`).
+    pub program: PathBuf,
+    /// The arguments after the program name.
+    pub args: Vec<OsString>,
+}
+
+/// Everything a gateway holds once it may serve: the lock in all its forms.
+struct Holdings {
+    /// The listening sockets, the requested endpoint first.
+    listeners: Vec<(Endpoint, TcpListener)>,
+    /// The profile lock, held until the very end.
+    profile_lock: ProfileLockGuard,
+    /// The socket `gateway restart` talks to, when it could be had.
+    control: Option<ControlSocket>,
+    /// Set when this process took over from another by a handoff.
+    predecessor: Option<Predecessor>,
+}
+
+/// Runs the gateway until it stops or hands over; returns the process exit code.
+pub async fn run(args: RunArgs, started: Instant, executable: Executable) -> ExitCode {
+    // Caught first: SIGHUP's default action would end the process.
+    let (mut stop_signals, mut restart_signal) =
+        match (StopSignals::install(), RestartSignal::install()) {
+            (Ok(stop), Ok(restart)) => (stop, restart),
+            (Err(error), _) | (_, Err(error)) => {
+                eprintln!("gateway: cannot install signal handlers: {error}");
+                return ExitCode::RuntimeFailure;
+            }
+        };
     let profile = args.target.profile();
-    if let Err(refused) = check_exposure(args.target.bind, port, args.token.as_deref()) {
+    if let Err(refused) =
+        check_exposure(args.target.bind, args.target.port(), args.token.as_deref())
+    {
         eprintln!("{}", refused.headline());
         return ExitCode::Refused;
     }
@@ -35,46 +75,177 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
         );
         return ExitCode::Usage;
     };
-    let endpoint = Endpoint::new(args.target.bind, port);
+    let holdings = match take_the_lock(&args, &profile, &state_dir).await {
+        Ok(holdings) => holdings,
+        Err(code) => return code,
+    };
+    serve(
+        args,
+        profile,
+        &state_dir,
+        holdings,
+        started,
+        executable,
+        &mut stop_signals,
+        &mut restart_signal,
+    )
+    .await
+}
 
-    // The bind is the lock: it comes before any other start-up work.
-    let held = match bind(endpoint, args.force).await {
-        Ok(held) => held,
-        Err(refusal) => return report_details(&refusal),
-    };
-    let pid = std::process::id();
-    let record = LockRecord {
-        pid,
-        url: endpoint.to_string(),
-        port,
-        started_unix_ms: unix_ms(),
-    };
-    let profile_lock = match take_profile_lock(&FileProfileLocker, &profile, &state_dir, &record) {
-        Ok(guard) => guard,
-        Err(refusal) => {
-            drop(held); // release the port before saying so
-            eprintln!("{}", refusal.error.headline());
-            return report_details(&refusal);
+/// The three ways into serving: a handoff's inheritance, systemd's sockets, or a
+/// bind of our own. Each ends holding the port, the profile and (if it can) the
+/// control socket; a refusal is reported here and becomes the exit code.
+async fn take_the_lock(
+    args: &RunArgs,
+    profile: &ProfileName,
+    state_dir: &Path,
+) -> Result<Holdings, ExitCode> {
+    if let Some(inherited) = take_handoff() {
+        return adopt(inherited);
+    }
+    let (listeners, from_systemd) = match take_socket_activation() {
+        Some(Ok(listeners)) => (to_tokio(listeners)?, true),
+        Some(Err(reason)) => {
+            eprintln!("gateway: cannot use the sockets systemd passed: {reason}");
+            return Err(ExitCode::RuntimeFailure);
+        }
+        None => {
+            // The bind is the lock: it comes before any other start-up work.
+            let endpoint = Endpoint::new(args.target.bind, args.target.port());
+            match bind(endpoint, args.force).await {
+                Ok(held) => {
+                    if let Some(missing) = &held.ipv6_loopback_missing {
+                        tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
+                    }
+                    (held.listeners, false)
+                }
+                Err(refusal) => return Err(report_details(&refusal)),
+            }
         }
     };
-    make_room_for_connections(args.max_connections);
-    if let Some(missing) = &held.ipv6_loopback_missing {
-        tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
+    if from_systemd {
+        tracing::info!("serving on the sockets systemd passed (socket activation)");
     }
-
-    let mut signals = match StopSignals::install() {
-        Ok(signals) => signals,
+    let record = LockRecord {
+        pid: std::process::id(),
+        url: listeners[0].0.to_string(),
+        port: listeners[0].0.port(),
+        started_unix_ms: unix_ms(),
+    };
+    let profile_lock = match take_profile_lock(&FileProfileLocker, profile, state_dir, &record) {
+        Ok(guard) => guard,
+        Err(refusal) => {
+            drop(listeners); // release the port before saying so
+            eprintln!("{}", refusal.error.headline());
+            return Err(report_details(&refusal));
+        }
+    };
+    let control = match ControlSocket::bind(state_dir) {
+        Ok(control) => Some(control),
         Err(error) => {
-            tracing::error!(%error, "cannot install signal handlers");
+            tracing::warn!(%error, "no control socket in {}: `gateway restart` cannot reach this gateway (SIGHUP still restarts it)", state_dir.display());
+            None
+        }
+    };
+    Ok(Holdings {
+        listeners,
+        profile_lock,
+        control,
+        predecessor: None,
+    })
+}
+
+/// Takes what a handoff passed. A failure is said on stderr, which the predecessor
+/// reads and reports; it keeps serving.
+fn adopt(inherited: Result<Inheritance, String>) -> Result<Holdings, ExitCode> {
+    let fail = |reason: String| {
+        eprintln!("gateway: cannot take over: {reason}");
+        ExitCode::RuntimeFailure
+    };
+    let inheritance = inherited.map_err(fail)?;
+    let listeners = to_tokio(inheritance.listeners)?;
+    let record = LockRecord {
+        pid: std::process::id(),
+        url: listeners[0].0.to_string(),
+        port: listeners[0].0.port(),
+        started_unix_ms: unix_ms(),
+    };
+    let profile_lock = ProfileLockGuard::adopt(inheritance.lock, &record)
+        .map_err(|error| fail(format!("cannot rewrite the profile lock file: {error}")))?;
+    let control = match inheritance.control.map(ControlSocket::adopt).transpose() {
+        Ok(control) => control,
+        Err(error) => return Err(fail(format!("cannot adopt the control socket: {error}"))),
+    };
+    Ok(Holdings {
+        listeners,
+        profile_lock,
+        control,
+        predecessor: Some(inheritance.predecessor),
+    })
+}
+
+fn to_tokio(
+    listeners: Vec<std::net::TcpListener>,
+) -> Result<Vec<(Endpoint, TcpListener)>, ExitCode> {
+    listeners
+        .into_iter()
+        .map(|listener| {
+            let address = listener.local_addr()?;
+            Ok((
+                Endpoint::new(address.ip(), address.port()),
+                TcpListener::from_std(listener)?,
+            ))
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|error| {
+            eprintln!("gateway: cannot serve on the inherited sockets: {error}");
+            ExitCode::RuntimeFailure
+        })
+}
+
+/// What ended serving.
+enum Ending {
+    /// A stop signal: the contract's stop.
+    Stop(&'static str),
+    /// A successor serves: let go.
+    HandedOver,
+}
+
+/// Serves until a stop signal or a completed handoff, then ends accordingly.
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    args: RunArgs,
+    profile: ProfileName,
+    state_dir: &Path,
+    holdings: Holdings,
+    started: Instant,
+    executable: Executable,
+    stop_signals: &mut StopSignals,
+    restart_signal: &mut RestartSignal,
+) -> ExitCode {
+    let Holdings {
+        listeners,
+        profile_lock,
+        control,
+        mut predecessor,
+    } = holdings;
+    make_room_for_connections(args.max_connections);
+    let endpoint = listeners[0].0;
+    let held = match hold_for_successor(&listeners, &profile_lock, control.as_ref()) {
+        Ok(held) => held,
+        Err(error) => {
+            tracing::error!(%error, "cannot keep copies of the listeners for restarts");
             return ExitCode::RuntimeFailure;
         }
     };
+    let launcher = ExecLauncher::new(executable.program, executable.args, held);
+    let pid = std::process::id();
     let server = GatewayServer::serve(
-        held.listeners,
+        listeners,
         ServerSettings {
             identity: GatewayIdentity {
                 pid,
-                port,
+                port: endpoint.port(),
                 profile: profile.to_string(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             },
@@ -85,29 +256,143 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
             max_connections: args.max_connections as usize,
         },
     );
-    tracing::info!("gateway listening on {endpoint} (pid {pid})");
-    tracing::info!(profile = %profile, state_dir = %state_dir.display(), "profile locked");
     let notifier = SystemdNotifier;
-    notifier.ready();
+    match predecessor.as_mut() {
+        Some(predecessor) => {
+            tracing::info!(
+                "gateway listening on {endpoint} (pid {pid}, taken over from pid {})",
+                predecessor.pid()
+            );
+            // The predecessor tells the service manager (MAINPID=, READY=1).
+            predecessor.say(&SuccessorWord::Serving);
+        }
+        None => {
+            tracing::info!("gateway listening on {endpoint} (pid {pid})");
+            notifier.ready();
+        }
+    }
+    tracing::info!(profile = %profile, state_dir = %state_dir.display(), "profile locked");
 
-    let signal = signals.next().await;
-    tracing::info!("{signal} received; stopping (send it again to exit at once)");
+    let mut gate = RestartGate::default();
+    // The handoff in progress, and who asked for it.
+    let mut handoff = None;
+    let mut asker: Option<RestartRequest> = None;
+    let ending = loop {
+        let next_request = async {
+            match &control {
+                Some(control) => control.next_request().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            signal = stop_signals.next() => break Ending::Stop(signal),
+            () = restart_signal.next() => {
+                if let Err(refusal) = begin(&mut gate, predecessor.as_ref(), &notifier, "SIGHUP") {
+                    tracing::warn!("SIGHUP ignored: {refusal}");
+                } else {
+                    handoff = Some(Box::pin(hand_over(&launcher, SUCCESSOR_DEADLINE)));
+                }
+            }
+            request = next_request => {
+                match begin(&mut gate, predecessor.as_ref(), &notifier, "gateway restart") {
+                    Err(refusal) => {
+                        tracing::warn!("restart request refused: {refusal}");
+                        request.answer(&RestartAnswer::Busy { message: refusal.to_owned() }).await;
+                    }
+                    Ok(()) => {
+                        asker = Some(request);
+                        handoff = Some(Box::pin(hand_over(&launcher, SUCCESSOR_DEADLINE)));
+                    }
+                }
+            }
+            outcome = async { handoff.as_mut().expect("guarded").await }, if handoff.is_some() => {
+                handoff = None;
+                match outcome {
+                    HandoffOutcome::HandedOver { new_pid } => {
+                        tracing::info!("handed over to pid {new_pid}; letting go");
+                        notifier.handed_over(new_pid);
+                        if let Some(asker) = asker.take() {
+                            asker.answer(&RestartAnswer::Restarted { old_pid: pid, new_pid }).await;
+                        }
+                        break Ending::HandedOver;
+                    }
+                    HandoffOutcome::Failed(failure) => {
+                        tracing::error!("{failure}; still serving as pid {pid}");
+                        notifier.ready();
+                        gate.end();
+                        if let Some(asker) = asker.take() {
+                            asker.answer(&RestartAnswer::Failed {
+                                reason: failure.reason,
+                                output: failure.output,
+                            }).await;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    // A successor abandoned mid-way (a stop signal during a handoff) is killed here.
+    drop(handoff);
+    // This process's copies of the listeners go before the listeners themselves, so
+    // that releasing them frees the port (or leaves it to the successor alone).
+    drop(launcher);
+    drop(control);
     let sequence = ShutdownSequence {
         deadline: Duration::from_secs(args.shutdown_timeout),
     };
+    let finishing = async {
+        match ending {
+            Ending::Stop(signal) => {
+                tracing::info!("{signal} received; stopping (send it again to exit at once)");
+                sequence.run(&server, &notifier, goodbye::STOPPING).await
+            }
+            Ending::HandedOver => sequence.hand_over(&server).await,
+        }
+    };
     let code = tokio::select! {
-        outcome = sequence.run(&server, &notifier) => match outcome {
+        outcome = finishing => match outcome {
             StopOutcome::Clean => ExitCode::Clean,
             StopOutcome::TimedOut => ExitCode::RuntimeFailure,
         },
-        second = signals.next() => {
+        second = stop_signals.next() => {
             tracing::warn!("{second} received during the stop; exiting now");
             ExitCode::RuntimeFailure
         }
     };
-    // Step 5: the profile lock goes last, once the port is free.
+    // The profile lock goes last, once the port is free (after a handoff, the
+    // successor's descriptor keeps it held).
     drop(profile_lock);
     code
+}
+
+/// Takes the one restart slot, or says why not; announces the reload.
+fn begin(
+    gate: &mut RestartGate,
+    predecessor: Option<&Predecessor>,
+    notifier: &dyn ServiceNotifier,
+    trigger: &str,
+) -> Result<(), &'static str> {
+    gate.try_begin(predecessor.is_some_and(Predecessor::still_running))?;
+    tracing::info!("{trigger}: restarting by handoff");
+    notifier.reloading();
+    Ok(())
+}
+
+/// Copies of everything a successor inherits.
+fn hold_for_successor(
+    listeners: &[(Endpoint, TcpListener)],
+    profile_lock: &ProfileLockGuard,
+    control: Option<&ControlSocket>,
+) -> std::io::Result<HeldDescriptors> {
+    use std::os::fd::AsFd;
+    Ok(HeldDescriptors {
+        listeners: listeners
+            .iter()
+            .map(|(_, listener)| listener.as_fd().try_clone_to_owned())
+            .collect::<std::io::Result<_>>()?,
+        lock: profile_lock.descriptor()?,
+        control: control.map(ControlSocket::descriptor).transpose()?,
+    })
 }
 
 /// Raises the open-files limit so the connection cap, not EMFILE, bounds clients.

@@ -5,6 +5,7 @@ mod cli;
 mod daemon;
 mod force;
 mod logging;
+mod restart;
 mod shutdown;
 mod signals;
 mod start;
@@ -20,6 +21,14 @@ use crate::cli::{Cli, Command};
 
 fn main() {
     let started = Instant::now();
+    let mut argv = std::env::args_os();
+    let executable = daemon::Executable {
+        program: argv
+            .next()
+            .map(|argv0| gateway_adapters::handoff::launch::program_path(&argv0))
+            .unwrap_or_else(|| "/proc/self/exe".into()),
+        args: argv.collect(),
+    };
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -34,9 +43,10 @@ fn main() {
     let code = match cli.command {
         Some(Command::Status(args)) => runtime.block_on(status::run(args)),
         Some(Command::Stop(args)) => runtime.block_on(stop::run(args)),
+        Some(Command::Restart(args)) => runtime.block_on(restart::run(args)),
         None => {
             logging::init(cli.run.log_format);
-            runtime.block_on(daemon::run(cli.run, started))
+            runtime.block_on(daemon::run(cli.run, started, executable))
         }
     };
     // Exit without waiting for stragglers: whatever is left was already given up on,

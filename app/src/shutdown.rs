@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use gateway_domain::protocol::goodbye::{self, Goodbye};
 use gateway_domain::{ServiceNotifier, ServingGateway};
 
 /// How a graceful stop ended.
@@ -21,31 +22,49 @@ pub struct ShutdownSequence {
 }
 
 impl ShutdownSequence {
-    /// Readiness off and `STOPPING=1`, then the WebSocket goodbyes, then the HTTP
-    /// connections, then the listeners. The listeners are released even when a step
-    /// failed or the deadline passed, so the port is always free when this returns.
+    /// A stop (contract section 4): readiness off and `STOPPING=1`, then `goodbye` to
+    /// the WebSocket clients, then the HTTP connections, then the listeners. The
+    /// listeners are released even when the deadline passed, so the port is always
+    /// free when this returns.
     pub async fn run(
         &self,
         gateway: &dyn ServingGateway,
         notifier: &dyn ServiceNotifier,
+        goodbye: Goodbye,
     ) -> StopOutcome {
         let began = std::time::Instant::now();
         let drain = async {
             gateway.stop_accepting_work();
             notifier.stopping();
-            if let Err(error) = gateway.close_websockets().await {
-                tracing::warn!(%error, "websocket clients did not all close cleanly");
-            }
+            gateway.close_websockets(goodbye).await;
             tracing::debug!(elapsed = ?began.elapsed(), "websocket clients closed");
-            if let Err(error) = gateway.close_http().await {
-                tracing::warn!(%error, "http connections did not all close cleanly");
-            }
+            gateway.close_http().await;
             tracing::debug!(elapsed = ?began.elapsed(), "http connections closed");
         };
         let finished = tokio::time::timeout(self.deadline, drain).await.is_ok();
         gateway.release_listeners().await;
+        self.report(finished, began, "gateway stopped; port released")
+    }
+
+    /// Letting go after a handoff (contract section 6): the successor already serves
+    /// on the same sockets, so the listeners close *first* (a queued connection stays
+    /// queued for the successor), then the WebSocket clients hear `gateway restarting`
+    /// and close 1012, then the HTTP connections finish. Readiness never turns off and
+    /// nothing is said to the service manager: the successor is the service now.
+    pub async fn hand_over(&self, gateway: &dyn ServingGateway) -> StopOutcome {
+        let began = std::time::Instant::now();
+        gateway.release_listeners().await;
+        let drain = async {
+            gateway.close_websockets(goodbye::RESTARTING).await;
+            gateway.close_http().await;
+        };
+        let finished = tokio::time::timeout(self.deadline, drain).await.is_ok();
+        self.report(finished, began, "handed over; clients let go")
+    }
+
+    fn report(&self, finished: bool, began: std::time::Instant, done: &str) -> StopOutcome {
         if finished {
-            tracing::info!(elapsed = ?began.elapsed(), "gateway stopped; port released");
+            tracing::info!(elapsed = ?began.elapsed(), "{done}");
             StopOutcome::Clean
         } else {
             tracing::error!(
@@ -61,7 +80,6 @@ impl ShutdownSequence {
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use gateway_domain::StopStepError;
     use mockall::{Sequence, mock};
 
     mock! {
@@ -69,8 +87,8 @@ mod tests {
         #[async_trait]
         impl ServingGateway for Gateway {
             fn stop_accepting_work(&self);
-            async fn close_websockets(&self) -> Result<(), StopStepError>;
-            async fn close_http(&self) -> Result<(), StopStepError>;
+            async fn close_websockets(&self, goodbye: Goodbye);
+            async fn close_http(&self);
             async fn release_listeners(&self);
         }
     }
@@ -80,6 +98,8 @@ mod tests {
         impl ServiceNotifier for Notifier {
             fn ready(&self);
             fn stopping(&self);
+            fn reloading(&self);
+            fn handed_over(&self, new_pid: u32);
         }
     }
 
@@ -89,15 +109,8 @@ mod tests {
         }
     }
 
-    fn failure(step: &'static str) -> StopStepError {
-        StopStepError {
-            step,
-            reason: "boom".into(),
-        }
-    }
-
     #[tokio::test]
-    async fn steps_run_in_the_contract_order() {
+    async fn a_stop_runs_its_steps_in_the_contract_order() {
         let mut order = Sequence::new();
         let mut gateway = MockGateway::new();
         let mut notifier = MockNotifier::new();
@@ -113,44 +126,48 @@ mod tests {
             .return_const(());
         gateway
             .expect_close_websockets()
+            .withf(|goodbye| *goodbye == goodbye::STOPPING)
             .once()
             .in_sequence(&mut order)
-            .returning(|| Ok(()));
+            .return_const(());
         gateway
             .expect_close_http()
             .once()
             .in_sequence(&mut order)
-            .returning(|| Ok(()));
+            .return_const(());
         gateway
             .expect_release_listeners()
             .once()
             .in_sequence(&mut order)
             .return_const(());
         assert_eq!(
-            sequence().run(&gateway, &notifier).await,
+            sequence().run(&gateway, &notifier, goodbye::STOPPING).await,
             StopOutcome::Clean
         );
     }
 
     #[tokio::test]
-    async fn failing_steps_do_not_stop_the_sequence_or_keep_the_port() {
+    async fn a_handover_closes_the_listeners_first_keeps_readiness_and_says_restarting() {
+        let mut order = Sequence::new();
         let mut gateway = MockGateway::new();
-        let mut notifier = MockNotifier::new();
-        gateway.expect_stop_accepting_work().return_const(());
-        notifier.expect_stopping().return_const(());
+        gateway.expect_stop_accepting_work().never();
+        gateway
+            .expect_release_listeners()
+            .once()
+            .in_sequence(&mut order)
+            .return_const(());
         gateway
             .expect_close_websockets()
+            .withf(|goodbye| *goodbye == goodbye::RESTARTING)
             .once()
-            .returning(|| Err(failure("websockets")));
+            .in_sequence(&mut order)
+            .return_const(());
         gateway
             .expect_close_http()
             .once()
-            .returning(|| Err(failure("http")));
-        gateway.expect_release_listeners().once().return_const(());
-        assert_eq!(
-            sequence().run(&gateway, &notifier).await,
-            StopOutcome::Clean
-        );
+            .in_sequence(&mut order)
+            .return_const(());
+        assert_eq!(sequence().hand_over(&gateway).await, StopOutcome::Clean);
     }
 
     /// A gateway whose WebSocket clients never finish closing; every call is still
@@ -162,12 +179,12 @@ mod tests {
         fn stop_accepting_work(&self) {
             self.0.stop_accepting_work();
         }
-        async fn close_websockets(&self) -> Result<(), StopStepError> {
-            let _ = self.0.close_websockets().await;
+        async fn close_websockets(&self, goodbye: Goodbye) {
+            self.0.close_websockets(goodbye).await;
             std::future::pending().await
         }
-        async fn close_http(&self) -> Result<(), StopStepError> {
-            self.0.close_http().await
+        async fn close_http(&self) {
+            self.0.close_http().await;
         }
         async fn release_listeners(&self) {
             self.0.release_listeners().await;
@@ -189,14 +206,26 @@ mod tests {
             .expect_close_websockets()
             .once()
             .in_sequence(&mut order)
-            .returning(|| Ok(()));
+            .return_const(());
         inner.expect_close_http().never();
         inner
             .expect_release_listeners()
             .once()
             .in_sequence(&mut order)
             .return_const(());
-        let outcome = sequence().run(&StuckClients(inner), &notifier).await;
+        let outcome = sequence()
+            .run(&StuckClients(inner), &notifier, goodbye::STOPPING)
+            .await;
+        assert_eq!(outcome, StopOutcome::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handover_past_its_deadline_times_out() {
+        let mut inner = MockGateway::new();
+        inner.expect_release_listeners().once().return_const(());
+        inner.expect_close_websockets().once().return_const(());
+        inner.expect_close_http().never();
+        let outcome = sequence().hand_over(&StuckClients(inner)).await;
         assert_eq!(outcome, StopOutcome::TimedOut);
     }
 }

@@ -1,5 +1,5 @@
-//! The signals that stop the gateway: SIGTERM and SIGINT, the first to begin the
-//! graceful stop, the second to cut it short.
+//! The signals the gateway answers: SIGTERM and SIGINT, the first to begin the
+//! graceful stop, the second to cut it short; and SIGHUP, to restart by handoff.
 
 use std::io;
 
@@ -25,5 +25,20 @@ impl StopSignals {
             _ = self.terminate.recv() => "SIGTERM",
             _ = self.interrupt.recv() => "SIGINT",
         }
+    }
+}
+
+/// Listens for SIGHUP, whose default action would end the process: installed before
+/// anything else, so a reload asked for early is a restart, not a crash.
+pub struct RestartSignal(Signal);
+
+impl RestartSignal {
+    pub fn install() -> io::Result<Self> {
+        signal(SignalKind::hangup()).map(Self)
+    }
+
+    /// Resolves at the next SIGHUP.
+    pub async fn next(&mut self) {
+        self.0.recv().await;
     }
 }

@@ -3,28 +3,25 @@
 
 use async_trait::async_trait;
 
-/// A stop step that could not finish cleanly.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{step}: {reason}")]
-pub struct StopStepError {
-    pub step: &'static str,
-    pub reason: String,
-}
+use crate::protocol::goodbye::Goodbye;
 
-/// A gateway that is serving and can be stopped step by step.
+/// A gateway that is serving and can be stopped step by step. Each step ends when its
+/// work is done; the caller bounds them all with one deadline, and whatever a step
+/// leaves unfinished at the deadline is dropped with the process.
 #[async_trait]
 pub trait ServingGateway: Send + Sync {
-    /// Step 1: `/readyz` turns 503 and new requests and upgrades get 503.
+    /// Stop step 1: `/readyz` turns 503 and new requests and upgrades get 503.
     fn stop_accepting_work(&self);
 
-    /// Step 2: every WebSocket client gets the `shutdown` event and a 1001 close;
+    /// Every WebSocket client gets `goodbye`'s `shutdown` event and close frame;
     /// resolves once the close handshakes are done.
-    async fn close_websockets(&self) -> Result<(), StopStepError>;
+    async fn close_websockets(&self, goodbye: Goodbye);
 
-    /// Step 3: HTTP connections close once their in-flight requests finish.
-    async fn close_http(&self) -> Result<(), StopStepError>;
+    /// HTTP connections close once their in-flight requests finish.
+    async fn close_http(&self);
 
-    /// Step 4: the listeners are closed and the port is free. MUST succeed whatever
-    /// state the earlier steps left behind.
+    /// The listeners are closed (closed, never shut down: a successor holding the same
+    /// sockets keeps every queued connection). Without a successor the port is free.
+    /// MUST succeed whatever state the other steps left behind.
     async fn release_listeners(&self);
 }

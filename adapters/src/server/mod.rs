@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use gateway_domain::{Endpoint, GatewayIdentity, ServingGateway, StopStepError};
+use gateway_domain::protocol::goodbye::Goodbye;
+use gateway_domain::{Endpoint, GatewayIdentity, ServingGateway};
 use tokio::net::TcpListener;
 
 use self::state::GatewayState;
@@ -72,14 +73,13 @@ impl ServingGateway for GatewayServer {
         self.state.begin_draining();
     }
 
-    async fn close_websockets(&self) -> Result<(), StopStepError> {
+    async fn close_websockets(&self, goodbye: Goodbye) {
+        self.state.set_goodbye(goodbye);
         self.state.websockets.run_to_end().await;
-        Ok(())
     }
 
-    async fn close_http(&self) -> Result<(), StopStepError> {
+    async fn close_http(&self) {
         self.state.http.run_to_end().await;
-        Ok(())
     }
 
     async fn release_listeners(&self) {

@@ -1,12 +1,13 @@
 //! What every connection of one gateway shares.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use gateway_domain::GatewayIdentity;
 use gateway_domain::identity::HealthView;
 use gateway_domain::protocol::dispatch::StatusReport;
+use gateway_domain::protocol::goodbye::{self, Goodbye};
 
 use super::ServerSettings;
 use super::auth_throttle::AuthThrottle;
@@ -34,7 +35,9 @@ pub(crate) struct GatewayState {
     draining: AtomicBool,
     /// Connected (post-`connect`) WebSocket clients, for `status`.
     websocket_clients: AtomicUsize,
-    /// Step 2: every WebSocket session, told to say goodbye and close 1001.
+    /// What sessions say when they are let go; set once, before `websockets` fires.
+    goodbye: OnceLock<Goodbye>,
+    /// Step 2: every WebSocket session, told to say goodbye (`goodbye`) and close.
     pub websockets: StopStage,
     /// Step 3: every HTTP connection task (one ends when its connection upgrades),
     /// told to finish in-flight requests and close.
@@ -54,6 +57,7 @@ impl GatewayState {
             started: settings.started,
             draining: AtomicBool::new(false),
             websocket_clients: AtomicUsize::new(0),
+            goodbye: OnceLock::new(),
             websockets: StopStage::default(),
             http: StopStage::default(),
         }
@@ -65,6 +69,16 @@ impl GatewayState {
 
     pub fn begin_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Chooses what sessions are told when they are let go (the first choice stands).
+    pub fn set_goodbye(&self, goodbye: Goodbye) {
+        let _ = self.goodbye.set(goodbye);
+    }
+
+    /// What a session being let go says: a stop's goodbye unless told otherwise.
+    pub fn goodbye(&self) -> Goodbye {
+        self.goodbye.get().copied().unwrap_or(goodbye::STOPPING)
     }
 
     pub fn is_draining(&self) -> bool {

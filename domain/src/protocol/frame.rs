@@ -191,25 +191,6 @@ pub fn tick_event(ts_ms: u64, seq: u64) -> String {
     event("tick", &TickPayload { ts: ts_ms }, Some(seq))
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ShutdownPayload {
-    reason: &'static str,
-    restart_expected_ms: Option<u64>,
-}
-
-/// The `shutdown` event every client gets before its 1001 close.
-pub fn shutdown_event() -> String {
-    event(
-        "shutdown",
-        &ShutdownPayload {
-            reason: "gateway stopping",
-            restart_expected_ms: None,
-        },
-        None,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,10 +235,6 @@ mod tests {
         assert_eq!(
             tick_event(5, 1),
             r#"{"type":"event","event":"tick","payload":{"ts":5},"seq":1}"#
-        );
-        assert_eq!(
-            shutdown_event(),
-            r#"{"type":"event","event":"shutdown","payload":{"reason":"gateway stopping","restartExpectedMs":null}}"#
         );
     }
 

@@ -4,6 +4,7 @@
 pub mod close;
 pub mod dispatch;
 pub mod frame;
+pub mod goodbye;
 pub mod handshake;
 
 /// The only protocol version this gateway speaks.

@@ -50,7 +50,7 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
     let shutdown = state.websockets.signal.clone();
     let handshake_timeout = Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
     let first = tokio::select! {
-        () = shutdown.cancelled() => return say_goodbye(&mut socket).await,
+        () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
         first = tokio::time::timeout(handshake_timeout, next_text(&mut socket, MAX_HANDSHAKE_PAYLOAD)) => first,
     };
     let text = match first {
@@ -64,7 +64,7 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
     let delay = state.auth_throttle.delay_for(peer.ip());
     if !delay.is_zero() {
         tokio::select! {
-            () = shutdown.cancelled() => return say_goodbye(&mut socket).await,
+            () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
             () = tokio::time::sleep(delay) => {}
         }
     }
@@ -112,7 +112,7 @@ async fn serve(socket: &mut Socket, state: &GatewayState) {
     loop {
         tokio::select! {
             biased;
-            () = &mut stopping => return say_goodbye(socket).await,
+            () = &mut stopping => return say_goodbye(socket, state).await,
             incoming = next_text(socket, MAX_PAYLOAD) => match incoming {
                 Incoming::Text(text) => {
                     if send(socket, answer(&text, state)).await.is_err() {
@@ -221,17 +221,16 @@ async fn refuse_oversized(socket: &mut Socket) {
     let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, linger).await;
 }
 
-/// The gateway is stopping: the `shutdown` event, close 1001, and the wait for the
-/// client's close reply (bounded by the stop sequence's deadline).
-async fn say_goodbye(socket: &mut Socket) {
+/// The gateway lets its clients go (a stop, or a restart handed over): the `shutdown`
+/// event, the close frame, and the wait for the client's close reply (bounded by the
+/// stop sequence's deadline).
+async fn say_goodbye(socket: &mut Socket, state: &GatewayState) {
+    let goodbye = state.goodbye();
     // Queue the event without flushing, so it leaves with the close frame in one write.
-    let queued = tokio::time::timeout(
-        SEND_TIMEOUT,
-        socket.feed(Message::text(frame::shutdown_event())),
-    )
-    .await;
+    let queued =
+        tokio::time::timeout(SEND_TIMEOUT, socket.feed(Message::text(goodbye.event()))).await;
     if matches!(queued, Ok(Ok(()))) {
-        send_close(socket, close::GOING_AWAY).await;
+        send_close(socket, goodbye.close).await;
         drain(socket).await;
     }
 }

@@ -1,0 +1,254 @@
+//! The old process's side of a handoff: start the successor from the executable this
+//! process was started from, with copies of the listeners, the profile lock file and
+//! the control socket at fixed descriptor numbers, and listen for its word.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use command_fds::{CommandFdExt, FdMapping};
+use gateway_domain::handoff::{
+    HANDOFF_ENV, HandoffSpec, Successor, SuccessorLauncher, SuccessorReport, SuccessorWord,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::unix::pipe;
+use tokio::process::{Child, ChildStderr, Command};
+use tokio::task::JoinHandle;
+
+/// Lines of the successor's stderr kept for a failure report.
+const KEPT_LINES: usize = 20;
+/// How long the successor's last stderr lines may take to arrive once it is gone.
+const LAST_LINES_GRACE: Duration = Duration::from_millis(500);
+/// First descriptor number in the successor (0-2 are stdio).
+const FIRST_CHILD_FD: i32 = 3;
+
+/// What this process holds and a successor must inherit. Copies (`dup`, close-on-exec
+/// in this process): the originals stay with the server. Dropping these copies is
+/// part of letting go, so the owner drops them before a stop releases the port.
+#[derive(Debug)]
+pub struct HeldDescriptors {
+    /// The listening sockets: the endpoint, and its `[::1]` companion when held.
+    pub listeners: Vec<OwnedFd>,
+    /// The open profile lock file: its `flock` belongs to the open file description,
+    /// which the successor shares.
+    pub lock: OwnedFd,
+    /// The listening control socket of `gateway restart`, when there is one.
+    pub control: Option<OwnedFd>,
+}
+
+/// Starts successors by `exec`.
+#[derive(Debug)]
+pub struct ExecLauncher {
+    /// The executable as this process was started (not `/proc/self/exe`, which after
+    /// an upgrade on disk is the deleted old file).
+    program: PathBuf,
+    /// The arguments after the program name, as this process got them.
+    args: Vec<OsString>,
+    held: HeldDescriptors,
+}
+
+/// The executable this process was started as, for starting its successor: `argv[0]`
+/// made absolute against the start-up directory, or found on `PATH` like a shell
+/// would. Not canonicalised: a symlink that an upgrade re-points is followed anew.
+/// `/proc/self/exe` only when neither works (it names the running file, which after
+/// an upgrade on disk is the deleted old one).
+pub fn program_path(argv0: &std::ffi::OsStr) -> PathBuf {
+    let as_given = std::path::Path::new(argv0);
+    let found = if as_given.components().count() > 1 || as_given.is_absolute() {
+        std::env::current_dir().ok().map(|cwd| cwd.join(as_given))
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(as_given))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    found.unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
+}
+
+impl ExecLauncher {
+    pub fn new(program: PathBuf, args: Vec<OsString>, held: HeldDescriptors) -> Self {
+        Self {
+            program,
+            args,
+            held,
+        }
+    }
+
+    fn spawn(&self) -> io::Result<ExecSuccessor> {
+        let (report_reader, report_writer) = io::pipe()?;
+        let own_stderr = io::stderr().as_fd().try_clone_to_owned()?;
+        let mut next_fd = FIRST_CHILD_FD;
+        let mut mappings = Vec::new();
+        let mut pass = |fd: OwnedFd| {
+            let child_fd = next_fd;
+            next_fd += 1;
+            mappings.push(FdMapping {
+                parent_fd: fd,
+                child_fd,
+            });
+            child_fd
+        };
+        let mut listeners = Vec::new();
+        for listener in &self.held.listeners {
+            listeners.push(pass(listener.try_clone()?));
+        }
+        let spec = HandoffSpec {
+            parent: std::process::id(),
+            listeners,
+            lock: pass(self.held.lock.try_clone()?),
+            control: match &self.held.control {
+                Some(control) => Some(pass(control.try_clone()?)),
+                None => None,
+            },
+            report: pass(OwnedFd::from(report_writer)),
+            stderr: pass(own_stderr),
+        };
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env(HANDOFF_ENV, spec.to_env())
+            // Socket activation's descriptors were this process's to take, not the
+            // successor's: it gets the same sockets through the handoff.
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDNAMES")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+            .fd_mappings(mappings)
+            .map_err(|collision| io::Error::other(collision.to_string()))?;
+        let mut child = command.spawn()?;
+        // The command owned this process's copy of the report pipe's write end:
+        // dropping it leaves the successor the only writer, so its exit reads as EOF.
+        drop(command);
+        let pid = child.id().unwrap_or_default();
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let forwarder = child
+            .stderr
+            .take()
+            .map(|stderr| tokio::spawn(forward_stderr(stderr, Arc::clone(&tail))));
+        tracing::info!(pid, program = %self.program.display(), "started the new process");
+        let report = pipe::Receiver::from_owned_fd(OwnedFd::from(report_reader))?;
+        Ok(ExecSuccessor {
+            pid,
+            child,
+            report: BufReader::new(report),
+            tail,
+            forwarder,
+            serving: false,
+        })
+    }
+}
+
+impl SuccessorLauncher for ExecLauncher {
+    type Successor = ExecSuccessor;
+
+    fn launch(&self) -> Result<ExecSuccessor, String> {
+        self.spawn()
+            .map_err(|error| format!("{}: {error}", self.program.display()))
+    }
+}
+
+/// A successor being waited for.
+pub struct ExecSuccessor {
+    pid: u32,
+    child: Child,
+    /// The read end of the report pipe.
+    report: BufReader<pipe::Receiver>,
+    /// The last lines the successor wrote on stderr.
+    tail: Arc<Mutex<VecDeque<String>>>,
+    /// Copies the successor's stderr to ours until it writes to ours directly.
+    forwarder: Option<JoinHandle<()>>,
+    /// Set once it said it serves: from then on it is the gateway, and dropping this
+    /// handle must not kill it.
+    serving: bool,
+}
+
+impl Drop for ExecSuccessor {
+    /// A successor abandoned before it served (this process is stopping, or gave up
+    /// on it) is killed: it must not go on serving on sockets nobody handed it.
+    fn drop(&mut self) {
+        if !self.serving {
+            let _ = self.child.start_kill();
+        }
+    }
+}
+
+#[async_trait]
+impl Successor for ExecSuccessor {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    async fn report(&mut self, within: Duration) -> SuccessorReport {
+        let word = async {
+            let mut line = String::new();
+            match self.report.read_line(&mut line).await {
+                Ok(0) | Err(_) => None,
+                Ok(_) => Some(SuccessorWord::parse(&line)),
+            }
+        };
+        match tokio::time::timeout(within, word).await {
+            Err(_elapsed) => SuccessorReport::TimedOut,
+            Ok(Some(Some(SuccessorWord::Serving))) => {
+                self.serving = true;
+                SuccessorReport::Serving
+            }
+            Ok(Some(Some(SuccessorWord::Failed(reason)))) => SuccessorReport::Failed(reason),
+            Ok(Some(None)) => {
+                SuccessorReport::Failed("it said something that is not a handoff report".into())
+            }
+            // The pipe closed without a word: the successor is gone (or closed it).
+            Ok(None) => match tokio::time::timeout(LAST_LINES_GRACE, self.child.wait()).await {
+                Ok(Ok(status)) => SuccessorReport::Exited(describe_exit(status)),
+                _ => SuccessorReport::Exited("closed its report pipe".into()),
+            },
+        }
+    }
+
+    async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        if let Some(forwarder) = self.forwarder.take() {
+            let _ = tokio::time::timeout(LAST_LINES_GRACE, forwarder).await;
+        }
+    }
+
+    fn last_output(&self) -> Vec<String> {
+        self.tail
+            .lock()
+            .map(|tail| tail.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn describe_exit(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => format!("ended ({status})"),
+    }
+}
+
+/// Copies each stderr line of the successor to ours, keeping the last few.
+async fn forward_stderr(stderr: ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        // One short line to a log: not worth a blocking-pool round trip.
+        let _ = writeln!(io::stderr().lock(), "{line}");
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == KEPT_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}

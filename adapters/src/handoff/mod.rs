@@ -1,0 +1,12 @@
+//! Restarting without letting go: what the old process passes across `exec`
+//! ([`launch`]), what the new one takes ([`inherit`]), and the socket through which
+//! `gateway restart` asks for it ([`control`]). The decisions are in
+//! `gateway_domain::handoff`.
+
+pub mod control;
+pub mod inherit;
+pub mod launch;
+
+pub use control::{CONTROL_SOCKET_NAME, ControlSocket, RestartRequest, request_restart};
+pub use inherit::{Inheritance, Predecessor, take_handoff, take_socket_activation};
+pub use launch::{ExecLauncher, HeldDescriptors};
