@@ -5,6 +5,7 @@ mod auth_throttle;
 mod connection;
 mod routes;
 mod state;
+mod status_page;
 mod stop_stage;
 mod websocket;
 

@@ -1,5 +1,5 @@
-//! The HTTP surface: `/healthz`, `/readyz`, the WebSocket upgrade on `/`, and a JSON
-//! answer for everything else.
+//! The HTTP surface: `/healthz`, `/readyz`, the WebSocket upgrade and the browsers'
+//! status page on `/`, and a JSON answer for everything else.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,9 +15,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::state::{ConnectionSlot, GatewayState};
-use super::websocket;
+use super::{status_page, websocket};
 
-/// Every response body is JSON.
+/// Every response body is JSON, the status page aside.
 pub(crate) type JsonResponse = Response<Full<Bytes>>;
 
 /// Routes one request.
@@ -56,6 +56,9 @@ pub(crate) async fn handle(
         "/" => match method {
             Method::GET if websocket::is_upgrade_request(&request) => {
                 websocket::upgrade(request, peer, state, slot)
+            }
+            Method::GET if status_page::wants_html(&request) => {
+                status_page::response(request_host(&request))
             }
             Method::GET => error_response(
                 StatusCode::UPGRADE_REQUIRED,
@@ -129,6 +132,14 @@ fn host_is_loopback<B>(request: &Request<B>) -> bool {
     match request.headers().get(header::HOST) {
         Some(host) => host.to_str().is_ok_and(is_loopback_host),
         None => true,
+    }
+}
+
+/// The authority the request was addressed to: the absolute URI's, else `Host`.
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
+    match request.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => request.headers().get(header::HOST)?.to_str().ok(),
     }
 }
 
