@@ -9,6 +9,7 @@ use gateway_domain::Endpoint;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::routes;
@@ -18,6 +19,8 @@ use super::state::{ConnectionSlot, GatewayState};
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client over the cap gets to send its request and take the answer.
 const OVER_CAP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a connection with no request yet may take to send one once HTTP closes.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(250);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -94,7 +97,10 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let close_http = state.http.signal.clone();
     let service_state = Arc::clone(&state);
+    let first_request = Arc::new(Notify::new());
+    let seen = Arc::clone(&first_request);
     let service = service_fn(move |request| {
+        seen.notify_one();
         routes::handle(request, peer, Arc::clone(&service_state), Arc::clone(&slot))
     });
     let connection = hyper::server::conn::http1::Builder::new()
@@ -110,6 +116,16 @@ async fn serve_connection(
             }
         }
         () = close_http.cancelled() => {
+            // hyper closes a connection it has not read a request from yet as idle. One
+            // accepted just before the listeners closed (a handoff's last moment) may
+            // have its request in flight: closing over unread bytes resets it. Give it
+            // a moment to arrive; it is then answered, and the connection closes.
+            let arrived = tokio::select! {
+                () = first_request.notified() => true,
+                () = tokio::time::sleep(FIRST_REQUEST_GRACE) => false,
+                _ = connection.as_mut() => return,
+            };
+            tracing::trace!(%peer, arrived, "closing http connection");
             // In-flight requests finish; idle keep-alive connections close now.
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
