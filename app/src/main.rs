@@ -2,9 +2,14 @@
 //! contract's code.
 
 mod cli;
+mod completions;
 mod daemon;
+#[cfg(test)]
+mod dist_files;
 mod force;
 mod logging;
+#[cfg(test)]
+mod man_page;
 mod shutdown;
 mod signals;
 mod start;
@@ -13,14 +18,13 @@ mod stop;
 
 use std::time::Instant;
 
-use clap::Parser;
 use gateway_domain::ExitCode;
 
 use crate::cli::{Cli, Command};
 
 fn main() {
     let started = Instant::now();
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,6 +38,7 @@ fn main() {
     let code = match cli.command {
         Some(Command::Status(args)) => runtime.block_on(status::run(args)),
         Some(Command::Stop(args)) => runtime.block_on(stop::run(args)),
+        Some(Command::Completions(args)) => completions::run(&args),
         None => {
             logging::init(cli.run.log_format);
             runtime.block_on(daemon::run(cli.run, started))
