@@ -11,6 +11,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::counted_stream::CountedStream;
+use super::metrics::Guard;
 use super::routes;
 use super::state::{ConnectionSlot, GatewayState};
 
@@ -48,6 +50,7 @@ pub(crate) async fn accept_loop(
                 }
                 None => {
                     tracing::warn!(%peer, "connection cap reached; answering 503");
+                    state.metrics.guard_refused(Guard::Cap);
                     state.http.tasks.spawn(refuse_busy(stream));
                 }
             },
@@ -94,7 +97,10 @@ async fn serve_connection(
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(
+            TokioIo::new(CountedStream::new(stream, state.metrics.byte_counters())),
+            service,
+        )
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
