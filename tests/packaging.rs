@@ -9,27 +9,12 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use support::tools::tool_available;
 use support::*;
 
 /// The repository's `dist/` folder.
 fn dist() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist")
-}
-
-/// Whether `tool` can be run; when it cannot, outside CI, says why the test is skipped.
-fn tool_available(tool: &str, debian_package: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is missing in CI (Debian package `{debian_package}`; .ci/run installs it)"
-        );
-        eprintln!("SKIPPED: {tool} not found (install the Debian package `{debian_package}`)");
-    }
-    found
 }
 
 /// The packaged units, with the one path that only exists once the package is installed
