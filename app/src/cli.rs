@@ -1,10 +1,11 @@
 //! The command line, as the contract spells it. Every parse failure is a usage error:
-//! clap prints it on stderr and exits 2 before anything is bound.
+//! clap prints it on stderr and exits 2 before anything is bound. The same definition
+//! renders `--help`, the shell completions and the man pages.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use gateway_domain::config::{self, DEV_PROFILE};
 use gateway_domain::profile::{self, ProfileName};
 
@@ -14,10 +15,11 @@ use gateway_domain::profile::{self, ProfileName};
     version,
     args_conflicts_with_subcommands = true,
     about = "A local WebSocket control plane and HTTP health surface on one port; the port is the lock.",
-    after_help = "Exit codes: 0 clean stop, 1 runtime failure or shutdown timeout, 2 usage error, \
-                  3 nothing running (status/stop), 4 port held by a non-gateway (status/stop), \
-                  71 bind failed, 75 port held by something else (temporary), \
-                  78 another gateway holds the port or profile, or configuration refused."
+    long_about = "A local WebSocket control plane and HTTP health surface on one port; the port is the lock.\n\n\
+        Without a subcommand, gateway binds its port (default ws://127.0.0.1:18789) as an exclusive \
+        listener and serves /healthz, /readyz and the WebSocket protocol on it until SIGTERM or SIGINT. \
+        A second gateway on the same port, or on the same profile, is refused with exit 78. \
+        The status and stop subcommands find and stop the gateway on a port."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -37,6 +39,8 @@ pub enum Command {
     /// process (no connection refused); exit 0 restarted, 1 failed (the old one still
     /// serves), 75 a restart already in progress.
     Restart(RestartArgs),
+    /// Print a shell completion script on stdout, e.g. `gateway completions bash`.
+    Completions(CompletionsArgs),
 }
 
 /// Which gateway: by address and port, or by profile.
@@ -124,10 +128,118 @@ pub struct RestartArgs {
     pub timeout: u64,
 }
 
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: CompletionShell,
+}
+
+/// The shells whose completions the package installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Environment variables read without a flag of their own (the others are named by
+/// their flags' `env`): name and meaning, for `--help` and the man page.
+pub const ENVIRONMENT_WITHOUT_FLAG: [(&str, &str); 3] = [
+    (
+        "GATEWAY_LOG",
+        "Log filter in tracing's EnvFilter syntax, e.g. debug or warn,gateway=debug (default: info).",
+    ),
+    (
+        "NOTIFY_SOCKET",
+        "Set by systemd (Type=notify): READY=1 is sent once the gateway serves, STOPPING=1 when it stops.",
+    ),
+    (
+        "XDG_STATE_HOME",
+        "Base of the profiles' state directories: $XDG_STATE_HOME/gateway/<profile> \
+         (default: ~/.local/state/gateway/<profile>).",
+    ),
+];
+
+/// What each exit code means, for `--help` and the man page.
+pub const EXIT_CODES: [(u8, &str); 8] = [
+    (
+        0,
+        "clean stop, or handed over to a new process; status: running; stop: stopped; restart: restarted",
+    ),
+    (
+        1,
+        "runtime failure, shutdown timeout, second signal; stop: timed out; restart: the new process failed (the old one still serves)",
+    ),
+    (2, "usage error"),
+    (3, "status/stop/restart: nothing running"),
+    (
+        4,
+        "status/stop/restart: the port is held by something that is not a gateway",
+    ),
+    (71, "bind failed for a reason other than \"in use\""),
+    (
+        75,
+        "port held by something not confirmed as a gateway (temporary); restart: one already in progress",
+    ),
+    (
+        78,
+        "another gateway holds the port or the profile, or the configuration is refused (do not restart)",
+    ),
+];
+
+/// Every environment variable the gateway reads, with its meaning: the flags' `env`
+/// first (with the flag they mirror), then [`ENVIRONMENT_WITHOUT_FLAG`].
+pub fn environment(command: &clap::Command) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    let mut variables = Vec::new();
+    let commands = std::iter::once(command).chain(command.get_subcommands());
+    for arg in commands.flat_map(clap::Command::get_arguments) {
+        let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else {
+            continue;
+        };
+        let name = env.to_string_lossy().into_owned();
+        if !seen.contains(&name) {
+            seen.push(name.clone());
+            variables.push((name, format!("As --{long}.")));
+        }
+    }
+    variables.extend(
+        ENVIRONMENT_WITHOUT_FLAG
+            .iter()
+            .map(|(name, meaning)| ((*name).to_owned(), (*meaning).to_owned())),
+    );
+    variables
+}
+
+/// The full command definition: the derive's, with the environment and exit codes
+/// appended to `--help`.
+pub fn command() -> clap::Command {
+    let command = Cli::command();
+    let mut help = String::from("Environment:\n");
+    for (name, meaning) in environment(&command) {
+        help.push_str(&format!("  {name:<18} {meaning}\n"));
+    }
+    help.push_str("\nExit codes:\n");
+    for (code, meaning) in EXIT_CODES {
+        help.push_str(&format!("  {code:<3} {meaning}\n"));
+    }
+    command.after_help(help)
+}
+
+impl Cli {
+    /// Parses the process's arguments; on a usage error clap prints it and exits 2.
+    pub fn parse_args() -> Self {
+        let mut command = command();
+        let mut matches = command.get_matches_mut();
+        Self::from_arg_matches_mut(&mut matches)
+            .unwrap_or_else(|error| error.format(&mut command).exit())
+    }
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
@@ -192,7 +304,9 @@ mod tests {
     use clap::error::ErrorKind;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("gateway").chain(args.iter().copied()))
+        let mut matches = command()
+            .try_get_matches_from(std::iter::once("gateway").chain(args.iter().copied()))?;
+        Cli::from_arg_matches_mut(&mut matches)
     }
 
     fn env_free() -> bool {
@@ -257,6 +371,10 @@ mod tests {
             &["--allow-origin", "example.com"],
             &["--allow-origin", "https://example.com/path"],
             &["--max-connections", "0"],
+            &["completions"],
+            &["completions", "powershell"],
+            &["completions", "bash", "zsh"],
+            &["completions", "--port", "1"],
         ] {
             let err = parse(args).unwrap_err();
             assert_ne!(err.kind(), ErrorKind::DisplayHelp, "{args:?}");
@@ -264,5 +382,41 @@ mod tests {
         }
         let long = "x".repeat(65);
         assert_eq!(parse(&["--profile", &long]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn completions_name_a_shell() {
+        let cli = parse(&["completions", "zsh"]).unwrap();
+        let Some(Command::Completions(args)) = cli.command else {
+            panic!("not completions")
+        };
+        assert_eq!(args.shell, CompletionShell::Zsh);
+    }
+
+    #[test]
+    fn help_lists_every_environment_variable_and_exit_code() {
+        let help = parse(&["--help"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
+        let help = help.to_string();
+        for name in [
+            "GATEWAY_PORT",
+            "GATEWAY_PROFILE",
+            "GATEWAY_STATE_DIR",
+            "GATEWAY_TOKEN",
+            "GATEWAY_LOG",
+            "NOTIFY_SOCKET",
+            "XDG_STATE_HOME",
+        ] {
+            assert!(
+                help.contains(&format!("  {name} ")),
+                "{name} missing:\n{help}"
+            );
+        }
+        for (code, _) in EXIT_CODES {
+            assert!(
+                help.contains(&format!("\n  {code} ")),
+                "exit {code} missing"
+            );
+        }
     }
 }

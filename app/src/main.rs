@@ -2,9 +2,14 @@
 //! contract's code.
 
 mod cli;
+mod completions;
 mod daemon;
+#[cfg(test)]
+mod dist_files;
 mod force;
 mod logging;
+#[cfg(test)]
+mod man_page;
 mod restart;
 mod shutdown;
 mod signals;
@@ -14,7 +19,6 @@ mod stop;
 
 use std::time::Instant;
 
-use clap::Parser;
 use gateway_domain::ExitCode;
 
 use crate::cli::{Cli, Command};
@@ -29,7 +33,7 @@ fn main() {
             .unwrap_or_else(|| "/proc/self/exe".into()),
         args: argv.collect(),
     };
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,6 +48,7 @@ fn main() {
         Some(Command::Status(args)) => runtime.block_on(status::run(args)),
         Some(Command::Stop(args)) => runtime.block_on(stop::run(args)),
         Some(Command::Restart(args)) => runtime.block_on(restart::run(args)),
+        Some(Command::Completions(args)) => completions::run(&args),
         None => {
             logging::init(cli.run.log_format);
             runtime.block_on(daemon::run(cli.run, started, executable))

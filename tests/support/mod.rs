@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod tools;
+
 /// Generous: the machines are shared and noisy. Deadlines only bound failures.
 pub const DEADLINE: Duration = Duration::from_secs(15);
 

@@ -12,6 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::counted_stream::CountedStream;
+use super::metrics::Guard;
 use super::routes;
 use super::state::{ConnectionSlot, GatewayState};
 
@@ -51,6 +53,7 @@ pub(crate) async fn accept_loop(
                 }
                 None => {
                     tracing::warn!(%peer, "connection cap reached; answering 503");
+                    state.metrics.guard_refused(Guard::Cap);
                     state
                         .http
                         .tasks
@@ -106,7 +109,10 @@ async fn serve_connection(
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(
+            TokioIo::new(CountedStream::new(stream, state.metrics.byte_counters())),
+            service,
+        )
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     tokio::select! {

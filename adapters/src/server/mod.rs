@@ -3,6 +3,8 @@
 
 mod auth_throttle;
 mod connection;
+mod counted_stream;
+mod metrics;
 mod routes;
 mod state;
 mod status_page;

@@ -14,6 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
+use super::metrics::{Guard, TextFormat};
 use super::state::{ConnectionSlot, GatewayState};
 use super::{status_page, websocket};
 
@@ -28,9 +29,11 @@ pub(crate) async fn handle(
     slot: Arc<ConnectionSlot>,
 ) -> Result<JsonResponse, Infallible> {
     if state.loopback_hosts_only && !host_is_loopback(&request) {
+        state.metrics.guard_refused(Guard::Host);
         return Ok(forbidden_host());
     }
     if declared_body_len(&request).is_some_and(|len| len > MAX_BODY) {
+        state.metrics.guard_refused(Guard::Size);
         return Ok(close_after(error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -51,6 +54,10 @@ pub(crate) async fn handle(
                     health: state.health(),
                 },
             ),
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        "/metrics" => match method {
+            Method::GET | Method::HEAD => metrics_response(&request, &state),
             _ => method_not_allowed("GET, HEAD"),
         },
         "/" => match method {
@@ -82,6 +89,7 @@ pub(crate) async fn handle_over_cap(
     state: Arc<GatewayState>,
 ) -> Result<JsonResponse, Infallible> {
     if state.loopback_hosts_only && !host_is_loopback(&request) {
+        state.metrics.guard_refused(Guard::Host);
         return Ok(forbidden_host());
     }
     let path = request.uri().path();
@@ -183,6 +191,18 @@ fn draining(path: &str, state: &GatewayState) -> JsonResponse {
     let headers = response.headers_mut();
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The one response that is not JSON: Prometheus reads its own text format.
+fn metrics_response<B>(request: &Request<B>, state: &GatewayState) -> JsonResponse {
+    let accept = request.headers().get(header::ACCEPT);
+    let format = TextFormat::negotiate(accept.and_then(|a| a.to_str().ok()));
+    let mut response = Response::new(Full::new(Bytes::from(state.metrics_text(format))));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     response
 }
 

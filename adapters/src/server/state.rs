@@ -11,6 +11,7 @@ use gateway_domain::protocol::goodbye::{self, Goodbye};
 
 use super::ServerSettings;
 use super::auth_throttle::AuthThrottle;
+use super::metrics::{Metrics, TextFormat};
 use super::stop_stage::StopStage;
 
 /// Shared state of one gateway.
@@ -27,6 +28,8 @@ pub(crate) struct GatewayState {
     max_connections: usize,
     /// Open TCP connections, shared with every [`ConnectionSlot`].
     open_connections: Arc<AtomicUsize>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
     /// Delays for peers that presented wrong tokens.
     pub auth_throttle: AuthThrottle,
     /// Process start, for uptime.
@@ -47,6 +50,7 @@ pub(crate) struct GatewayState {
 impl GatewayState {
     pub fn new(settings: ServerSettings) -> Self {
         Self {
+            metrics: Metrics::new(&settings.identity.version),
             identity: settings.identity,
             token: settings.token,
             allowed_origins: settings.allowed_origins,
@@ -98,6 +102,15 @@ impl GatewayState {
             version: self.identity.version.clone(),
             draining: self.is_draining(),
         }
+    }
+
+    /// The text of one `/metrics` scrape.
+    pub fn metrics_text(&self, format: TextFormat) -> String {
+        self.metrics.render(
+            format,
+            self.open_connections.load(Ordering::Relaxed),
+            self.websocket_clients.load(Ordering::Relaxed),
+        )
     }
 
     /// Takes a connection slot, or `None` when the cap is reached.

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::read_budget::{ReadBudget, is_budget_exceeded};
+use crate::server::metrics::{Handshake, Metrics, Request};
 use crate::server::state::GatewayState;
 
 type Socket = WebSocketStream<ReadBudget<TokioIo<Upgraded>>>;
@@ -53,10 +54,20 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
         () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
         first = tokio::time::timeout(handshake_timeout, next_text(&mut socket, MAX_HANDSHAKE_PAYLOAD)) => first,
     };
+    let metrics = &state.metrics;
     let text = match first {
-        Err(_elapsed) => return refuse(&mut socket, close::HANDSHAKE_TIMEOUT).await,
-        Ok(Incoming::Refuse(instruction)) => return refuse(&mut socket, instruction).await,
-        Ok(Incoming::Oversized) => return refuse_oversized(&mut socket).await,
+        Err(_elapsed) => {
+            metrics.handshake(Handshake::Timeout);
+            return refuse(&mut socket, metrics, close::HANDSHAKE_TIMEOUT).await;
+        }
+        Ok(Incoming::Refuse(instruction)) => {
+            metrics.handshake(Handshake::Invalid);
+            return refuse(&mut socket, metrics, instruction).await;
+        }
+        Ok(Incoming::Oversized) => {
+            metrics.handshake(Handshake::Invalid);
+            return refuse_oversized(&mut socket, metrics).await;
+        }
         Ok(Incoming::Gone) => return,
         Ok(Incoming::Text(text)) => text,
     };
@@ -74,6 +85,13 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
             close,
             unauthorized,
         } => {
+            metrics.handshake(if unauthorized {
+                Handshake::Unauthorized
+            } else if close.code == close::PROTOCOL_MISMATCH.code {
+                Handshake::ProtocolMismatch
+            } else {
+                Handshake::Invalid
+            });
             if unauthorized {
                 state.auth_throttle.record_failure(peer.ip());
                 tracing::warn!(%peer, "connect with a missing or wrong token refused");
@@ -81,9 +99,10 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
             if let Some(response) = response {
                 let _ = send(&mut socket, response).await;
             }
-            return refuse(&mut socket, close).await;
+            return refuse(&mut socket, metrics, close).await;
         }
         HandshakeOutcome::Accepted { hello_ok, client } => {
+            metrics.handshake(Handshake::Ok);
             if state.token.is_some() {
                 state.auth_throttle.record_success(peer.ip());
             }
@@ -119,8 +138,8 @@ async fn serve(socket: &mut Socket, state: &GatewayState) {
                         return;
                     }
                 }
-                Incoming::Refuse(instruction) => return refuse(socket, instruction).await,
-                Incoming::Oversized => return refuse_oversized(socket).await,
+                Incoming::Refuse(instruction) => return refuse(socket, &state.metrics, instruction).await,
+                Incoming::Oversized => return refuse_oversized(socket, &state.metrics).await,
                 Incoming::Gone => return,
             },
             _ = ticks.tick() => {
@@ -153,10 +172,19 @@ async fn send(socket: &mut Socket, text: String) -> Result<(), NotSent> {
 fn answer(text: &str, state: &GatewayState) -> String {
     match dispatch::route(text) {
         Ok(call) => match call.method {
-            Method::Health => frame::ok_response(&call.id, &state.health()),
-            Method::Status => frame::ok_response(&call.id, &state.status()),
+            Method::Health => {
+                state.metrics.request(Request::Health);
+                frame::ok_response(&call.id, &state.health())
+            }
+            Method::Status => {
+                state.metrics.request(Request::Status);
+                frame::ok_response(&call.id, &state.status())
+            }
         },
-        Err(error_frame) => error_frame,
+        Err(error_frame) => {
+            state.metrics.request(Request::Other);
+            error_frame
+        }
     }
 }
 
@@ -185,8 +213,8 @@ async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
 }
 
 /// Closes with `instruction` and waits briefly for the client's close reply.
-async fn refuse(socket: &mut Socket, instruction: CloseInstruction) {
-    send_close(socket, instruction).await;
+async fn refuse(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstruction) {
+    send_close(socket, metrics, instruction).await;
     let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, drain(socket)).await;
 }
 
@@ -194,8 +222,9 @@ async fn refuse(socket: &mut Socket, instruction: CloseInstruction) {
 /// the close frame is written by hand, and the rest of the frame is read and thrown
 /// away (a bounded "lingering close") so the client reads our close instead of a
 /// connection reset.
-async fn refuse_oversized(socket: &mut Socket) {
+async fn refuse_oversized(socket: &mut Socket, metrics: &Metrics) {
     let instruction = close::MESSAGE_TOO_BIG;
+    metrics.close_sent(instruction.code);
     let reason = instruction.reason.as_bytes();
     let mut frame = Vec::with_capacity(4 + reason.len());
     frame.push(0x88); // FIN + close opcode; server frames are unmasked
@@ -230,12 +259,13 @@ async fn say_goodbye(socket: &mut Socket, state: &GatewayState) {
     let queued =
         tokio::time::timeout(SEND_TIMEOUT, socket.feed(Message::text(goodbye.event()))).await;
     if matches!(queued, Ok(Ok(()))) {
-        send_close(socket, goodbye.close).await;
+        send_close(socket, &state.metrics, goodbye.close).await;
         drain(socket).await;
     }
 }
 
-async fn send_close(socket: &mut Socket, instruction: CloseInstruction) {
+async fn send_close(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstruction) {
+    metrics.close_sent(instruction.code);
     let frame = CloseFrame {
         code: CloseCode::from(instruction.code),
         reason: instruction.reason.into(),

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::read_budget::ReadBudget;
 use super::session;
+use crate::server::metrics::Guard;
 use crate::server::routes::{JsonResponse, error_response};
 use crate::server::state::{ConnectionSlot, GatewayState};
 
@@ -62,6 +63,7 @@ pub(crate) fn upgrade(
             .is_ok_and(|o| origin_allowed(o, &state.allowed_origins));
         if !allowed {
             tracing::warn!(%peer, origin = ?origin, "websocket upgrade from a foreign origin refused");
+            state.metrics.guard_refused(Guard::Origin);
             let mut response = error_response(
                 StatusCode::FORBIDDEN,
                 "forbidden_origin",
