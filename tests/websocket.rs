@@ -193,3 +193,171 @@ async fn a_large_message_before_connect_is_cut_off_with_1009() {
     let close = next_close(&mut client).await.expect("a close frame");
     assert_eq!(u16::from(close.code), 1009);
 }
+
+/// A masked client frame, written by hand: for messages a library would not send
+/// (stalled half-way, split into 1-byte fragments).
+fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x5a, 0x17, 0xc3, 0x08];
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    out
+}
+
+/// Writes raw bytes on a client's connection, under tungstenite's feet.
+async fn write_raw(client: &mut Client, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let tokio_tungstenite::MaybeTlsStream::Plain(stream) = client.get_mut() else {
+        panic!("a plain TCP client")
+    };
+    stream.write_all(bytes).await.expect("raw write");
+}
+
+/// A `connect` request padded to `size` bytes.
+fn padded_connect(size: usize) -> String {
+    let bare = connect_frame("big");
+    let padding = "p".repeat(size - bare.len() - r#","padding":"""#.len());
+    let padded = bare.replacen(
+        r#""minProtocol""#,
+        &format!(r#""padding":"{padding}","minProtocol""#),
+        1,
+    );
+    assert_eq!(padded.len(), size);
+    padded
+}
+
+#[tokio::test]
+async fn a_20_kib_connect_in_1_byte_fragments_gets_hello_ok() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let mut client = open(port).await;
+    let text = padded_connect(20 * 1024);
+    let bytes = text.as_bytes();
+    let mut wire = masked_frame(false, 0x1, &bytes[..1]);
+    for byte in &bytes[1..bytes.len() - 1] {
+        wire.extend(masked_frame(false, 0x0, std::slice::from_ref(byte)));
+    }
+    wire.extend(masked_frame(true, 0x0, &bytes[bytes.len() - 1..]));
+    assert!(
+        wire.len() > 2 * 64 * 1024,
+        "far more wire bytes than 64 KiB"
+    );
+    write_raw(&mut client, &wire).await;
+    let hello = next_json(&mut client).await;
+    assert_eq!(hello["id"], "big");
+    assert_eq!(hello["payload"]["type"], "hello-ok");
+}
+
+#[tokio::test]
+async fn a_connect_over_64_kib_in_small_fragments_closes_1009() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let mut client = open(port).await;
+    let text = padded_connect(64 * 1024 + 1);
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(1024).collect();
+    let mut wire = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let opcode = if i == 0 { 0x1 } else { 0x0 };
+        wire.extend(masked_frame(i + 1 == chunks.len(), opcode, chunk));
+    }
+    write_raw(&mut client, &wire).await;
+    let close = next_close(&mut client).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009);
+    assert_eq!(close.reason.as_str(), "message too big");
+}
+
+#[tokio::test]
+async fn a_message_stalled_one_byte_short_closes_1008_message_timeout_after_10s() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let (mut client, _) = connected(port).await;
+    let request = br#"{"type":"req","id":"slow","method":"status"}"#;
+    let frame = masked_frame(true, 0x1, request);
+    write_raw(&mut client, &frame[..frame.len() - 1]).await;
+    let started = std::time::Instant::now();
+    let close = tokio::time::timeout(std::time::Duration::from_secs(30), next_close(&mut client))
+        .await
+        .expect("closed within 30 s")
+        .expect("a close frame");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), "message timeout");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(9500),
+        "closed after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stalled_messages_over_max_buffered_mb_close_1013_try_again_later() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &["--max-buffered-mb", "2"]);
+    // Each client stalls one byte short of a 1 MiB message: two fit in 2 MiB.
+    let payload = vec![b' '; 1024 * 1024];
+    let frame = masked_frame(true, 0x1, &payload);
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(connected(port).await.0);
+    }
+    for client in &mut clients {
+        write_raw(client, &frame[..frame.len() - 1]).await;
+    }
+    let started = std::time::Instant::now();
+    let mut reasons = Vec::new();
+    for client in &mut clients {
+        let close = next_close(client).await.expect("a close frame");
+        reasons.push((u16::from(close.code), close.reason.as_str().to_owned()));
+    }
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            (1008, "message timeout".to_owned()),
+            (1008, "message timeout".to_owned()),
+            (1013, "try again later".to_owned()),
+            (1013, "try again later".to_owned()),
+        ]
+    );
+    // Once they are gone, the budget is free again: a full 1 MiB message passes.
+    let (mut client, _) = connected(port).await;
+    let request = json!({"type":"req","id":"big","method":"status","params":{"pad":"x".repeat(1024 * 1024 - 100)}})
+        .to_string();
+    assert!(request.len() <= 1024 * 1024);
+    send_text(&mut client, request).await;
+    assert_eq!(next_json(&mut client).await["id"], "big");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn a_connect_missing_a_field_gets_invalid_request_naming_it_then_1008() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let mut client = open(port).await;
+    send_text(
+        &mut client,
+        json!({"type":"req","id":"c","method":"connect","params":{"minProtocol":1,"maxProtocol":1,"client":{"version":"1"}}}).to_string(),
+    )
+    .await;
+    let response = next_json(&mut client).await;
+    assert_eq!(
+        response,
+        json!({"type":"res","id":"c","ok":false,"error":{"code":"invalid_request","message":"params.client.name is required"}})
+    );
+    let close = next_close(&mut client).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(
+        close.reason.as_str(),
+        "invalid handshake: first request must be connect"
+    );
+}

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gateway_domain::config::{self, DEV_PROFILE};
 use gateway_domain::profile::ProfileName;
+use gateway_domain::protocol;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,6 +77,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+
+    /// MiB that WebSocket messages still arriving may hold, over all connections;
+    /// a message that would go over it closes its connection (1013, try again later).
+    #[arg(long, value_name = "N", default_value_t = protocol::DEFAULT_MAX_BUFFERED_MB as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_buffered_mb: u32,
 
     /// Seconds the graceful stop may take before the gateway exits anyway (code 1).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
@@ -218,6 +225,8 @@ mod tests {
             &["--allow-origin", "example.com"],
             &["--allow-origin", "https://example.com/path"],
             &["--max-connections", "0"],
+            &["--max-buffered-mb", "0"],
+            &["--max-buffered-mb", "lots"],
         ] {
             let err = parse(args).unwrap_err();
             assert_ne!(err.kind(), ErrorKind::DisplayHelp, "{args:?}");

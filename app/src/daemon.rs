@@ -13,6 +13,7 @@ use gateway_domain::config::check_exposure;
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
 use gateway_domain::profile::{self, LockRecord, ProfileName};
+use gateway_domain::protocol;
 use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, GatewayLockError, ServiceNotifier};
 use tokio::net::TcpListener;
 
@@ -84,6 +85,8 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
             allowed_origins: args.allow_origins.clone(),
             loopback_hosts_only: endpoint.is_loopback(),
             max_connections: args.max_connections as usize,
+            max_buffered_bytes: (args.max_buffered_mb as usize).saturating_mul(1024 * 1024),
+            message_timeout: Duration::from_millis(protocol::MESSAGE_TIMEOUT_MS),
         },
     );
     tracing::info!("gateway listening on {endpoint} (pid {pid})");

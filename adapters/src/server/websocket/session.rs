@@ -21,14 +21,14 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::read_budget::{ReadBudget, is_budget_exceeded};
+use super::inbound_guard::{InboundGuard, Violation};
 use crate::server::state::GatewayState;
 
-type Socket = WebSocketStream<ReadBudget<TokioIo<Upgraded>>>;
+type Socket = WebSocketStream<InboundGuard<TokioIo<Upgraded>>>;
 
 /// How long a client may take to accept one frame before it counts as a slow reader.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes of an oversized frame read and discarded before the connection is dropped.
+/// Bytes of a refused message read and discarded before the connection is dropped.
 const LINGER_MAX_BYTES: usize = 4 * MAX_PAYLOAD;
 /// How long a refused client has to answer our close before we drop it.
 const REFUSAL_CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -38,9 +38,9 @@ enum Incoming {
     Text(String),
     /// The message breaks a rule: close with this.
     Refuse(CloseInstruction),
-    /// A frame over the hard size limit, refused from its header: the protocol
-    /// state is gone, the rest of the frame is still on the wire.
-    Oversized,
+    /// A message broke a limit mid-way (size, time, the gateway's budget): the
+    /// protocol state is gone, the rest of the message is still on the wire.
+    Violated(Violation),
     /// The client closed or the connection broke.
     Gone,
 }
@@ -56,45 +56,52 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
     let text = match first {
         Err(_elapsed) => return refuse(&mut socket, close::HANDSHAKE_TIMEOUT).await,
         Ok(Incoming::Refuse(instruction)) => return refuse(&mut socket, instruction).await,
-        Ok(Incoming::Oversized) => return refuse_oversized(&mut socket).await,
+        Ok(Incoming::Violated(violation)) => {
+            return refuse_mid_message(&mut socket, violation).await;
+        }
         Ok(Incoming::Gone) => return,
         Ok(Incoming::Text(text)) => text,
     };
-    // A peer that recently presented wrong tokens waits before it hears back.
-    let delay = state.auth_throttle.delay_for(peer.ip());
-    if !delay.is_zero() {
-        tokio::select! {
-            () = shutdown.cancelled() => return say_goodbye(&mut socket).await,
-            () = tokio::time::sleep(delay) => {}
-        }
-    }
     match evaluate_connect(&text, state.token.as_deref(), &state.identity) {
         HandshakeOutcome::Rejected {
             response,
             close,
-            unauthorized,
+            unauthorized: true,
         } => {
-            if unauthorized {
-                state.auth_throttle.record_failure(peer.ip());
-                tracing::warn!(%peer, "connect with a missing or wrong token refused");
+            // The answer to a wrong token waits its turn among its host's failures.
+            let Some(ticket) = state.auth_throttle.schedule_failure(peer.ip()) else {
+                tracing::warn!(%peer, "connect with a wrong token turned away: too many failed attempts waiting");
+                return refuse(&mut socket, close::TRY_AGAIN_LATER).await;
+            };
+            tracing::warn!(%peer, "connect with a missing or wrong token refused");
+            tokio::select! {
+                () = shutdown.cancelled() => return say_goodbye(&mut socket).await,
+                () = tokio::time::sleep_until(Instant::from_std(ticket.answer_at)) => {}
             }
+            if let Some(response) = response {
+                let _ = send(&mut socket, response).await;
+            }
+            drop(ticket);
+            return refuse(&mut socket, close).await;
+        }
+        HandshakeOutcome::Rejected {
+            response, close, ..
+        } => {
             if let Some(response) = response {
                 let _ = send(&mut socket, response).await;
             }
             return refuse(&mut socket, close).await;
         }
         HandshakeOutcome::Accepted { hello_ok, client } => {
-            if state.token.is_some() {
-                state.auth_throttle.record_success(peer.ip());
-            }
+            // The right token is answered at once, whatever others are failing.
             if send(&mut socket, hello_ok).await.is_err() {
                 return;
             }
             tracing::debug!(%peer, client = %client.name, version = %client.version, "client connected");
         }
     }
-    // Connected: from now on the 1 MiB message limit is the only one.
-    socket.get_mut().lift();
+    // Connected: from now on messages may be up to 1 MiB.
+    socket.get_mut().set_message_limit(MAX_PAYLOAD);
     let _counted = state.client_connected();
     serve(&mut socket, &state).await;
 }
@@ -120,7 +127,7 @@ async fn serve(socket: &mut Socket, state: &GatewayState) {
                     }
                 }
                 Incoming::Refuse(instruction) => return refuse(socket, instruction).await,
-                Incoming::Oversized => return refuse_oversized(socket).await,
+                Incoming::Violated(violation) => return refuse_mid_message(socket, violation).await,
                 Incoming::Gone => return,
             },
             _ = ticks.tick() => {
@@ -175,9 +182,9 @@ async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
                 return Incoming::Gone;
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-            Some(Err(WsError::Capacity(_))) => return Incoming::Oversized,
-            Some(Err(WsError::Io(error))) if is_budget_exceeded(&error) => {
-                return Incoming::Oversized;
+            Some(Err(WsError::Capacity(_))) => return Incoming::Violated(Violation::TooBig),
+            Some(Err(WsError::Io(error))) => {
+                return Violation::of(&error).map_or(Incoming::Gone, Incoming::Violated);
             }
             Some(Err(_)) | None => return Incoming::Gone,
         }
@@ -190,12 +197,14 @@ async fn refuse(socket: &mut Socket, instruction: CloseInstruction) {
     let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, drain(socket)).await;
 }
 
-/// Closes 1009 after an oversized frame. tungstenite refused it from its header, so
-/// the close frame is written by hand, and the rest of the frame is read and thrown
-/// away (a bounded "lingering close") so the client reads our close instead of a
-/// connection reset.
-async fn refuse_oversized(socket: &mut Socket) {
-    let instruction = close::MESSAGE_TOO_BIG;
+/// Closes after a message broke a limit mid-way (1009 too big, 1008 message
+/// timeout, 1013 try again later). The stream is out of step with tungstenite, so
+/// the close frame is written by hand, and the rest of the message is read and
+/// thrown away (a bounded "lingering close") so the client reads our close instead
+/// of a connection reset.
+async fn refuse_mid_message(socket: &mut Socket, violation: Violation) {
+    let instruction = violation.close();
+    tracing::debug!(reason = instruction.reason, "websocket message refused");
     let reason = instruction.reason.as_bytes();
     let mut frame = Vec::with_capacity(4 + reason.len());
     frame.push(0x88); // FIN + close opcode; server frames are unmasked
@@ -203,7 +212,7 @@ async fn refuse_oversized(socket: &mut Socket) {
     frame.extend_from_slice(&instruction.code.to_be_bytes());
     frame.extend_from_slice(reason);
     let raw = socket.get_mut();
-    raw.lift();
+    raw.disarm();
     let linger = async {
         if raw.write_all(&frame).await.is_err() || raw.flush().await.is_err() {
             return;
