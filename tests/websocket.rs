@@ -361,3 +361,90 @@ async fn a_connect_missing_a_field_gets_invalid_request_naming_it_then_1008() {
         "invalid handshake: first request must be connect"
     );
 }
+
+#[allow(dead_code)] // its `main` is for `cargo run --example client`
+#[path = "../docs/examples/client.rs"]
+mod example_client;
+
+/// The guide shows each example client verbatim.
+fn assert_the_guide_shows(example: &str) {
+    let guide = include_str!("../docs/protocol.md");
+    assert!(
+        guide.contains(example.trim_end()),
+        "docs/protocol.md no longer shows the example client verbatim"
+    );
+}
+
+#[tokio::test]
+async fn the_guides_rust_client_runs_against_the_gateway() {
+    assert_the_guide_shows(include_str!("../docs/examples/client.rs"));
+    let port = free_port();
+    let _gateway = Gateway::start(port, &["--token", "example-token"]);
+    let url = format!("ws://127.0.0.1:{port}/");
+    let status = example_client::run(&url, Some("example-token"))
+        .await
+        .expect("the example client works");
+    assert_eq!(status["port"], port);
+    assert_eq!(status["connections"], 1);
+    let refused = example_client::run(&url, Some("wrong")).await.unwrap_err();
+    assert!(refused.to_string().contains("unauthorized"), "{refused}");
+}
+
+/// A Python that has the `websockets` library, if there is one.
+fn python_with_websockets() -> Option<String> {
+    let candidates = std::env::var("GATEWAY_TEST_PYTHON")
+        .into_iter()
+        .chain(["python3".to_owned(), "/usr/bin/python3".to_owned()]);
+    candidates.into_iter().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import websockets"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+#[test]
+fn the_guides_python_client_runs_against_the_gateway() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/client.py");
+    assert_the_guide_shows(include_str!("../docs/examples/client.py"));
+    let Some(python) = python_with_websockets() else {
+        let how = "install it with `apt-get install python3-websockets` or `pip install websockets` \
+                   (or point GATEWAY_TEST_PYTHON at a Python that has it)";
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: no Python with the websockets library; {how}"
+        );
+        println!("skipped: no Python with the websockets library; {how}");
+        return;
+    };
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let url = format!("ws://127.0.0.1:{port}/");
+    let mut child = std::process::Command::new(&python)
+        .args([script, url.as_str()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the Python client did not finish in time");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{python} {script} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("connected to gateway"), "{stdout}");
+    let status_line = stdout.lines().find(|l| l.starts_with("status ")).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status_line["status ".len()..]).unwrap();
+    assert_eq!(status["port"], port);
+}
