@@ -4,12 +4,15 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use serde_json::json;
 use support::ws::*;
 use support::*;
+use tokio_tungstenite::MaybeTlsStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -111,11 +114,12 @@ fn connect_with_token(token: Option<&str>) -> String {
 }
 
 #[tokio::test]
-async fn a_configured_token_is_required_and_wrong_tokens_are_slowed_down() {
+async fn a_configured_token_is_required_and_the_answers_to_wrong_tokens_are_delayed() {
     let port = free_port();
     let mut gateway = Gateway::start(port, &["--token", "s3cret-t0ken"]);
 
-    for (attempt, token) in [None, Some("guess")].into_iter().enumerate() {
+    // The answer to the host's first failure waits 250 ms, to its second 500 ms.
+    for (token, at_least) in [(None, 250), (Some("guess"), 500)] {
         let mut client = open(port).await;
         let started = Instant::now();
         send_text(&mut client, connect_with_token(token)).await;
@@ -125,13 +129,11 @@ async fn a_configured_token_is_required_and_wrong_tokens_are_slowed_down() {
         assert_eq!(response["error"]["code"], "unauthorized");
         let close = next_close(&mut client).await.expect("a close frame");
         assert_eq!(u16::from(close.code), 1008);
-        if attempt == 1 {
-            // The second attempt from this peer waits at least the first delay.
-            assert!(
-                waited >= Duration::from_millis(250),
-                "answered after {waited:?}"
-            );
-        }
+        assert_eq!(close.reason.as_str(), "unauthorized");
+        assert!(
+            waited >= Duration::from_millis(at_least),
+            "answered after {waited:?}, not after at least {at_least} ms"
+        );
     }
 
     let mut client = open(port).await;
@@ -147,6 +149,174 @@ async fn a_configured_token_is_required_and_wrong_tokens_are_slowed_down() {
         !logs.contains("s3cret-t0ken"),
         "the token leaked into the logs"
     );
+}
+
+/// Opens a WebSocket to the gateway on 127.0.0.1 (or [::1]) from a chosen local address.
+async fn open_from(port: u16, source: IpAddr) -> Client {
+    let socket = match source {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    let target = if source.is_ipv4() {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    } else {
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))
+    };
+    let stream = socket.connect(target).await.expect("tcp connect");
+    let url = format!("ws://{target}/");
+    let (client, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("websocket upgrade");
+    client
+}
+
+/// One wrong-token attempt from `source`: the answer's error code (`None` when
+/// the gateway closed without one) and the close reason.
+async fn guess_from(port: u16, source: IpAddr) -> (Option<String>, String) {
+    let mut client = open_from(port, source).await;
+    send_text(&mut client, connect_with_token(Some("guess"))).await;
+    let mut code = None;
+    loop {
+        match client.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let answer: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                code = answer["error"]["code"].as_str().map(str::to_owned);
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let reason = frame
+                    .map(|f| f.reason.as_str().to_owned())
+                    .unwrap_or_default();
+                return (code, reason);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("guess connection broke: {e}"),
+            None => return (code, String::new()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn rotating_loopback_addresses_does_not_escape_the_delay() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &["--token", "s3cret-t0ken"]);
+    let sources: [IpAddr; 3] = [
+        "127.0.0.2".parse().unwrap(),
+        "::1".parse().unwrap(),
+        "127.0.0.3".parse().unwrap(),
+    ];
+    for (source, at_least) in sources.into_iter().zip([250, 500, 1000]) {
+        let started = Instant::now();
+        let (code, _) = guess_from(port, source).await;
+        let waited = started.elapsed();
+        assert_eq!(code.as_deref(), Some("unauthorized"), "{source}");
+        assert!(
+            waited >= Duration::from_millis(at_least),
+            "{source} was answered after {waited:?}: the delay was escaped"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_guessing_flood_gets_at_most_20_answers_a_minute_and_never_delays_the_right_token() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &["--token", "s3cret-t0ken"]);
+    const FLOOD: Duration = Duration::from_secs(20);
+    let started = Instant::now();
+    // Five loopback addresses, three connections each, guessing as fast as answered.
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    let mut guessers = tokio::task::JoinSet::new();
+    for n in 2..7u8 {
+        for _ in 0..3 {
+            let source = IpAddr::from([127, 0, 0, n]);
+            let answers = answers.clone();
+            guessers.spawn(async move {
+                loop {
+                    let (code, reason) = guess_from(port, source).await;
+                    let _ = answers.send((started.elapsed(), code, reason));
+                }
+            });
+        }
+    }
+    drop(answers);
+    // Meanwhile a client with the right token connects again and again.
+    let mut latencies = Vec::new();
+    while started.elapsed() < FLOOD {
+        let mut client = open(port).await;
+        let sent = Instant::now();
+        send_text(&mut client, connect_with_token(Some("s3cret-t0ken"))).await;
+        let hello = next_json(&mut client).await;
+        latencies.push(sent.elapsed());
+        assert_eq!(hello["payload"]["type"], "hello-ok");
+        drop(client);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    guessers.shutdown().await;
+    let mut unauthorized: Vec<Duration> = Vec::new();
+    while let Some((at, code, reason)) = answered.recv().await {
+        match code.as_deref() {
+            Some("unauthorized") => unauthorized.push(at),
+            other => panic!("a guess got {other:?} / {reason:?} instead of unauthorized"),
+        }
+    }
+    unauthorized.sort();
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    let slowest = latencies[latencies.len() - 1];
+    let after_fifth = unauthorized.len().saturating_sub(5);
+    let window = unauthorized
+        .last()
+        .zip(unauthorized.get(4))
+        .map_or(Duration::ZERO, |(last, fifth)| *last - *fifth);
+    println!(
+        "flood: {} unauthorized answers in {:?} ({after_fifth} after the 5th, over {window:?}); \
+         right token: {} connects, median {median:?}, slowest {slowest:?}",
+        unauthorized.len(),
+        started.elapsed(),
+        latencies.len(),
+    );
+    // 20 a minute is one every 3 s: the answers after the 5th fit that pace.
+    let allowed = 1 + (window.as_secs_f64() / 3.0).floor() as usize;
+    assert!(
+        after_fifth <= allowed,
+        "{after_fifth} answers after the 5th within {window:?}: more than 20 a minute"
+    );
+    assert!(unauthorized.len() >= 5, "the guessers were answered");
+    // A delayed answer would take seconds (the flood's count is past 5).
+    assert!(
+        slowest < Duration::from_secs(1),
+        "the right token waited {slowest:?}"
+    );
+}
+
+#[tokio::test]
+async fn past_the_waiting_cap_a_failed_attempt_is_turned_away_with_1013() {
+    let port = free_port();
+    // A cap of 8 connections lets 2 failed attempts wait for their answer at once.
+    let _gateway = Gateway::start(port, &["--token", "s3cret-t0ken", "--max-connections", "8"]);
+    let source: IpAddr = "127.0.0.1".parse().unwrap();
+    // Four at once: two wait their turn (250 ms, then 500 ms more), two are turned away.
+    let guesses: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(guess_from(port, source)))
+        .collect();
+    let mut outcomes = Vec::new();
+    for guess in guesses {
+        outcomes.push(guess.await.unwrap());
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            (None, "try again later".to_owned()),
+            (None, "try again later".to_owned()),
+            (Some("unauthorized".to_owned()), "unauthorized".to_owned()),
+            (Some("unauthorized".to_owned()), "unauthorized".to_owned()),
+        ]
+    );
+    let mut client = open(port).await;
+    send_text(&mut client, connect_with_token(Some("s3cret-t0ken"))).await;
+    assert_eq!(next_json(&mut client).await["payload"]["type"], "hello-ok");
 }
 
 #[tokio::test]

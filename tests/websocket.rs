@@ -193,3 +193,258 @@ async fn a_large_message_before_connect_is_cut_off_with_1009() {
     let close = next_close(&mut client).await.expect("a close frame");
     assert_eq!(u16::from(close.code), 1009);
 }
+
+/// A masked client frame, written by hand: for messages a library would not send
+/// (stalled half-way, split into 1-byte fragments).
+fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x5a, 0x17, 0xc3, 0x08];
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    out
+}
+
+/// Writes raw bytes on a client's connection, under tungstenite's feet.
+async fn write_raw(client: &mut Client, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let tokio_tungstenite::MaybeTlsStream::Plain(stream) = client.get_mut() else {
+        panic!("a plain TCP client")
+    };
+    stream.write_all(bytes).await.expect("raw write");
+}
+
+/// A `connect` request padded to `size` bytes.
+fn padded_connect(size: usize) -> String {
+    let bare = connect_frame("big");
+    let padding = "p".repeat(size - bare.len() - r#","padding":"""#.len());
+    let padded = bare.replacen(
+        r#""minProtocol""#,
+        &format!(r#""padding":"{padding}","minProtocol""#),
+        1,
+    );
+    assert_eq!(padded.len(), size);
+    padded
+}
+
+#[tokio::test]
+async fn a_20_kib_connect_in_1_byte_fragments_gets_hello_ok() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let mut client = open(port).await;
+    let text = padded_connect(20 * 1024);
+    let bytes = text.as_bytes();
+    let mut wire = masked_frame(false, 0x1, &bytes[..1]);
+    for byte in &bytes[1..bytes.len() - 1] {
+        wire.extend(masked_frame(false, 0x0, std::slice::from_ref(byte)));
+    }
+    wire.extend(masked_frame(true, 0x0, &bytes[bytes.len() - 1..]));
+    assert!(
+        wire.len() > 2 * 64 * 1024,
+        "far more wire bytes than 64 KiB"
+    );
+    write_raw(&mut client, &wire).await;
+    let hello = next_json(&mut client).await;
+    assert_eq!(hello["id"], "big");
+    assert_eq!(hello["payload"]["type"], "hello-ok");
+}
+
+#[tokio::test]
+async fn a_connect_over_64_kib_in_small_fragments_closes_1009() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let mut client = open(port).await;
+    let text = padded_connect(64 * 1024 + 1);
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(1024).collect();
+    let mut wire = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let opcode = if i == 0 { 0x1 } else { 0x0 };
+        wire.extend(masked_frame(i + 1 == chunks.len(), opcode, chunk));
+    }
+    write_raw(&mut client, &wire).await;
+    let close = next_close(&mut client).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009);
+    assert_eq!(close.reason.as_str(), "message too big");
+}
+
+#[tokio::test]
+async fn a_message_stalled_one_byte_short_closes_1008_message_timeout_after_10s() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let (mut client, _) = connected(port).await;
+    let request = br#"{"type":"req","id":"slow","method":"status"}"#;
+    let frame = masked_frame(true, 0x1, request);
+    write_raw(&mut client, &frame[..frame.len() - 1]).await;
+    let started = std::time::Instant::now();
+    let close = tokio::time::timeout(std::time::Duration::from_secs(30), next_close(&mut client))
+        .await
+        .expect("closed within 30 s")
+        .expect("a close frame");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), "message timeout");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(9500),
+        "closed after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stalled_messages_over_max_buffered_mb_close_1013_try_again_later() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &["--max-buffered-mb", "2"]);
+    // Each client stalls one byte short of a 1 MiB message: two fit in 2 MiB.
+    let payload = vec![b' '; 1024 * 1024];
+    let frame = masked_frame(true, 0x1, &payload);
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(connected(port).await.0);
+    }
+    for client in &mut clients {
+        write_raw(client, &frame[..frame.len() - 1]).await;
+    }
+    let started = std::time::Instant::now();
+    let mut reasons = Vec::new();
+    for client in &mut clients {
+        let close = next_close(client).await.expect("a close frame");
+        reasons.push((u16::from(close.code), close.reason.as_str().to_owned()));
+    }
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            (1008, "message timeout".to_owned()),
+            (1008, "message timeout".to_owned()),
+            (1013, "try again later".to_owned()),
+            (1013, "try again later".to_owned()),
+        ]
+    );
+    // Once they are gone, the budget is free again: a full 1 MiB message passes.
+    let (mut client, _) = connected(port).await;
+    let request = json!({"type":"req","id":"big","method":"status","params":{"pad":"x".repeat(1024 * 1024 - 100)}})
+        .to_string();
+    assert!(request.len() <= 1024 * 1024);
+    send_text(&mut client, request).await;
+    assert_eq!(next_json(&mut client).await["id"], "big");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn a_connect_missing_a_field_gets_invalid_request_naming_it_then_1008() {
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let mut client = open(port).await;
+    send_text(
+        &mut client,
+        json!({"type":"req","id":"c","method":"connect","params":{"minProtocol":1,"maxProtocol":1,"client":{"version":"1"}}}).to_string(),
+    )
+    .await;
+    let response = next_json(&mut client).await;
+    assert_eq!(
+        response,
+        json!({"type":"res","id":"c","ok":false,"error":{"code":"invalid_request","message":"params.client.name is required"}})
+    );
+    let close = next_close(&mut client).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(
+        close.reason.as_str(),
+        "invalid handshake: first request must be connect"
+    );
+}
+
+#[allow(dead_code)] // its `main` is for `cargo run --example client`
+#[path = "../docs/examples/client.rs"]
+mod example_client;
+
+/// The guide shows each example client verbatim.
+fn assert_the_guide_shows(example: &str) {
+    let guide = include_str!("../docs/protocol.md");
+    assert!(
+        guide.contains(example.trim_end()),
+        "docs/protocol.md no longer shows the example client verbatim"
+    );
+}
+
+#[tokio::test]
+async fn the_guides_rust_client_runs_against_the_gateway() {
+    assert_the_guide_shows(include_str!("../docs/examples/client.rs"));
+    let port = free_port();
+    let _gateway = Gateway::start(port, &["--token", "example-token"]);
+    let url = format!("ws://127.0.0.1:{port}/");
+    let status = example_client::run(&url, Some("example-token"))
+        .await
+        .expect("the example client works");
+    assert_eq!(status["port"], port);
+    assert_eq!(status["connections"], 1);
+    let refused = example_client::run(&url, Some("wrong")).await.unwrap_err();
+    assert!(refused.to_string().contains("unauthorized"), "{refused}");
+}
+
+/// A Python that has the `websockets` library, if there is one.
+fn python_with_websockets() -> Option<String> {
+    let candidates = std::env::var("GATEWAY_TEST_PYTHON")
+        .into_iter()
+        .chain(["python3".to_owned(), "/usr/bin/python3".to_owned()]);
+    candidates.into_iter().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import websockets"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+#[test]
+fn the_guides_python_client_runs_against_the_gateway() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/client.py");
+    assert_the_guide_shows(include_str!("../docs/examples/client.py"));
+    let Some(python) = python_with_websockets() else {
+        let how = "install it with `apt-get install python3-websockets` or `pip install websockets` \
+                   (or point GATEWAY_TEST_PYTHON at a Python that has it)";
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: no Python with the websockets library; {how}"
+        );
+        println!("skipped: no Python with the websockets library; {how}");
+        return;
+    };
+    let port = free_port();
+    let _gateway = Gateway::start(port, &[]);
+    let url = format!("ws://127.0.0.1:{port}/");
+    let mut child = std::process::Command::new(&python)
+        .args([script, url.as_str()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the Python client did not finish in time");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{python} {script} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("connected to gateway"), "{stdout}");
+    let status_line = stdout.lines().find(|l| l.starts_with("status ")).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status_line["status ".len()..]).unwrap();
+    assert_eq!(status["port"], port);
+}

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use gateway_domain::config::{self, DEV_PROFILE};
 use gateway_domain::profile::{self, ProfileName};
+use gateway_domain::protocol;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,6 +85,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+
+    /// MiB that WebSocket messages still arriving may hold, over all connections;
+    /// a message that would go over it closes its connection (1013, try again later).
+    #[arg(long, value_name = "N", default_value_t = protocol::DEFAULT_MAX_BUFFERED_MB as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_buffered_mb: u32,
 
     /// Seconds the graceful stop may take before the gateway exits anyway (code 1).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
@@ -375,6 +382,8 @@ mod tests {
             &["completions", "powershell"],
             &["completions", "bash", "zsh"],
             &["completions", "--port", "1"],
+            &["--max-buffered-mb", "0"],
+            &["--max-buffered-mb", "lots"],
         ] {
             let err = parse(args).unwrap_err();
             assert_ne!(err.kind(), ErrorKind::DisplayHelp, "{args:?}");

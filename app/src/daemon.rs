@@ -21,7 +21,7 @@ use gateway_domain::handoff::{
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
 use gateway_domain::profile::{LockRecord, ProfileName};
-use gateway_domain::protocol::goodbye;
+use gateway_domain::protocol::{self, goodbye};
 use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, GatewayLockError, ServiceNotifier};
 use tokio::net::TcpListener;
 
@@ -254,6 +254,8 @@ async fn serve(
             allowed_origins: args.allow_origins.clone(),
             loopback_hosts_only: endpoint.is_loopback(),
             max_connections: args.max_connections as usize,
+            max_buffered_bytes: (args.max_buffered_mb as usize).saturating_mul(1024 * 1024),
+            message_timeout: Duration::from_millis(protocol::MESSAGE_TIMEOUT_MS),
         },
     );
     let notifier = SystemdNotifier;

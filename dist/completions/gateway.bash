@@ -53,7 +53,7 @@ _gateway() {
 
     case "${cmd}" in
         gateway)
-            opts="-h -V --port --profile --dev --bind --state-dir --token --allow-origin --max-connections --shutdown-timeout --log-format --force --help --version status stop restart completions help"
+            opts="-h -V --port --profile --dev --bind --state-dir --token --allow-origin --max-connections --max-buffered-mb --shutdown-timeout --log-format --force --help --version status stop restart completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -84,6 +84,10 @@ _gateway() {
                     return 0
                     ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-buffered-mb)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

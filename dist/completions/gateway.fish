@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_gateway_global_optspecs
-    string join \n port= profile= dev bind= state-dir= token= allow-origin= max-connections= shutdown-timeout= log-format= force h/help V/version
+    string join \n port= profile= dev bind= state-dir= token= allow-origin= max-connections= max-buffered-mb= shutdown-timeout= log-format= force h/help V/version
 end
 
 function __fish_gateway_needs_command
@@ -31,6 +31,7 @@ complete -c gateway -n "__fish_gateway_needs_command" -l state-dir -d 'State dir
 complete -c gateway -n "__fish_gateway_needs_command" -l token -d 'Token every WebSocket `connect` must carry (required off loopback)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l allow-origin -d 'An extra Origin allowed to open the WebSocket, e.g. https://app.example.com (repeatable)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l max-connections -d 'Open connections beyond which new ones get 503 (keeps file descriptors in reserve)' -r
+complete -c gateway -n "__fish_gateway_needs_command" -l max-buffered-mb -d 'MiB that WebSocket messages still arriving may hold, over all connections; a message that would go over it closes its connection (1013, try again later)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l shutdown-timeout -d 'Seconds the graceful stop may take before the gateway exits anyway (code 1)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l log-format -d 'Log line format' -r -f -a "text\t''
 json\t''"

@@ -1,80 +1,99 @@
-//! Slowing down token guessing: per peer address, the failures of the recent past
-//! and the delay they earn (schedule in `gateway_domain::auth_delay`).
+//! Holding back the answer to a failed `connect` until the policy allows it
+//! (`gateway_domain::auth_delay`): the book of failures behind a lock, and a cap on
+//! how many failed attempts may wait at once, so waiting stays cheap and bounded.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use gateway_domain::auth_delay::{FORGET_AFTER, delay_after};
+use gateway_domain::auth_delay::FailureBook;
 
-/// Above this many remembered peers, the quiet ones are forgotten at once.
-const MAX_REMEMBERED_PEERS: usize = 4096;
-
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
+/// Failed `connect` attempts by host, and the answers still waiting.
+#[derive(Debug)]
+pub(crate) struct AuthThrottle {
+    /// Every host's recent failures.
+    book: Mutex<FailureBook>,
+    /// Failed attempts waiting for their answer now, shared with their tickets.
+    waiting: Arc<AtomicUsize>,
+    /// Most attempts that may wait at once; past it an attempt is not queued.
+    max_waiting: usize,
 }
 
-/// Failed `connect` attempts by peer address. Loopback peers are included: every
-/// local process and every browser page share 127.0.0.1.
-#[derive(Debug, Default)]
-pub(crate) struct AuthThrottle {
-    peers: Mutex<HashMap<IpAddr, Failures>>,
+/// A failed attempt's place in its host's queue: answer it at `answer_at`. It counts
+/// against the waiting cap until dropped.
+#[derive(Debug)]
+pub(crate) struct AnswerTicket {
+    pub answer_at: Instant,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Drop for AnswerTicket {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl AuthThrottle {
-    /// How long to wait before answering this peer's next attempt.
-    pub fn delay_for(&self, peer: IpAddr) -> Duration {
-        let now = Instant::now();
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        match peers.get(&peer) {
-            Some(f) if now.duration_since(f.last) > FORGET_AFTER => {
-                peers.remove(&peer);
-                Duration::ZERO
-            }
-            Some(f) => delay_after(f.count),
-            None => Duration::ZERO,
+    pub fn new(max_waiting: usize) -> Self {
+        Self {
+            book: Mutex::new(FailureBook::default()),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
         }
     }
 
-    pub fn record_failure(&self, peer: IpAddr) {
-        let now = Instant::now();
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        if peers.len() >= MAX_REMEMBERED_PEERS {
-            peers.retain(|_, f| now.duration_since(f.last) <= FORGET_AFTER);
+    /// Records a failed attempt from `peer` and says when to answer it, or `None`
+    /// when too many failed attempts already wait: that one is turned away without
+    /// an answer and without entering its host's queue.
+    pub fn schedule_failure(&self, peer: IpAddr) -> Option<AnswerTicket> {
+        let taken = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_waiting).then_some(n + 1)
+            });
+        if taken.is_err() {
+            return None;
         }
-        let entry = peers.entry(peer).or_insert(Failures {
-            count: 0,
-            last: now,
-        });
-        entry.count = entry.count.saturating_add(1);
-        entry.last = now;
-    }
-
-    pub fn record_success(&self, peer: IpAddr) {
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        peers.remove(&peer);
+        let answer_at = self
+            .book
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .schedule_answer(peer, Instant::now());
+        Some(AnswerTicket {
+            answer_at,
+            waiting: Arc::clone(&self.waiting),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
-    fn failures_escalate_and_success_forgives() {
-        let throttle = AuthThrottle::default();
+    fn failures_from_any_loopback_address_queue_behind_each_other() {
+        let throttle = AuthThrottle::new(8);
+        let start = Instant::now();
+        let first = throttle
+            .schedule_failure("127.0.0.1".parse().unwrap())
+            .unwrap();
+        let second = throttle
+            .schedule_failure("127.0.0.7".parse().unwrap())
+            .unwrap();
+        assert!(first.answer_at >= start + Duration::from_millis(250));
+        assert!(second.answer_at >= first.answer_at + Duration::from_millis(500));
+    }
+
+    #[test]
+    fn past_the_waiting_cap_an_attempt_is_turned_away_until_one_is_answered() {
+        let throttle = AuthThrottle::new(2);
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
-        let other: IpAddr = "127.0.0.2".parse().unwrap();
-        assert_eq!(throttle.delay_for(peer), Duration::ZERO);
-        throttle.record_failure(peer);
-        assert_eq!(throttle.delay_for(peer), Duration::from_millis(250));
-        throttle.record_failure(peer);
-        assert_eq!(throttle.delay_for(peer), Duration::from_millis(500));
-        assert_eq!(throttle.delay_for(other), Duration::ZERO);
-        throttle.record_success(peer);
-        assert_eq!(throttle.delay_for(peer), Duration::ZERO);
+        let first = throttle.schedule_failure(peer).unwrap();
+        let _second = throttle.schedule_failure(peer).unwrap();
+        assert!(throttle.schedule_failure(peer).is_none());
+        drop(first);
+        assert!(throttle.schedule_failure(peer).is_some());
     }
 }

@@ -12,7 +12,7 @@ mod stop_stage;
 mod websocket;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use gateway_domain::protocol::goodbye::Goodbye;
@@ -38,6 +38,12 @@ pub struct ServerSettings {
     pub loopback_hosts_only: bool,
     /// Open connections (HTTP and WebSocket) beyond which new ones get 503.
     pub max_connections: usize,
+    /// Bytes all WebSocket messages in progress may hold together
+    /// (`--max-buffered-mb`); a message that would exceed it closes 1013.
+    pub max_buffered_bytes: usize,
+    /// Time a WebSocket message has from its first frame to its last (close 1008
+    /// `message timeout` after it).
+    pub message_timeout: Duration,
 }
 
 /// A serving gateway. Implements the domain's [`ServingGateway`] so the app's stop

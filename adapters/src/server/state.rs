@@ -2,9 +2,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gateway_domain::GatewayIdentity;
+use gateway_domain::auth_delay::MAX_WAITING_ANSWERS;
 use gateway_domain::identity::HealthView;
 use gateway_domain::protocol::dispatch::StatusReport;
 use gateway_domain::protocol::goodbye::{self, Goodbye};
@@ -13,6 +14,7 @@ use super::ServerSettings;
 use super::auth_throttle::AuthThrottle;
 use super::metrics::{Metrics, TextFormat};
 use super::stop_stage::StopStage;
+use super::websocket::MessageBudget;
 
 /// Shared state of one gateway.
 pub(crate) struct GatewayState {
@@ -30,8 +32,12 @@ pub(crate) struct GatewayState {
     open_connections: Arc<AtomicUsize>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
-    /// Delays for peers that presented wrong tokens.
+    /// Delays the answers to wrong tokens.
     pub auth_throttle: AuthThrottle,
+    /// What all WebSocket messages in progress may hold together.
+    pub message_budget: Arc<MessageBudget>,
+    /// How long a WebSocket message may take from its first frame to its last.
+    pub message_timeout: Duration,
     /// Process start, for uptime.
     started: Instant,
     /// Set at step 1 of the stop: readiness off, new work refused.
@@ -57,7 +63,9 @@ impl GatewayState {
             loopback_hosts_only: settings.loopback_hosts_only,
             max_connections: settings.max_connections,
             open_connections: Arc::new(AtomicUsize::new(0)),
-            auth_throttle: AuthThrottle::default(),
+            auth_throttle: AuthThrottle::new(waiting_answers_cap(settings.max_connections)),
+            message_budget: Arc::new(MessageBudget::new(settings.max_buffered_bytes)),
+            message_timeout: settings.message_timeout,
             started: settings.started,
             draining: AtomicBool::new(false),
             websocket_clients: AtomicUsize::new(0),
@@ -127,6 +135,13 @@ impl GatewayState {
         self.websocket_clients.fetch_add(1, Ordering::Relaxed);
         ConnectedClient { state: self }
     }
+}
+
+/// How many failed `connect` attempts may wait for their answer at once: at most
+/// [`MAX_WAITING_ANSWERS`], and at most a quarter of the connection cap, so waiting
+/// guessers never take the slots a client with the right token needs.
+fn waiting_answers_cap(max_connections: usize) -> usize {
+    (max_connections / 4).clamp(1, MAX_WAITING_ANSWERS)
 }
 
 /// Keeps one WebSocket client counted; uncounts it on drop, however the session ends.

@@ -37,6 +37,17 @@ pub const UNAUTHORIZED: CloseInstruction = CloseInstruction {
     code: 1008,
     reason: "unauthorized",
 };
+/// A message not complete within the message timeout of its first frame (1008).
+pub const MESSAGE_TIMEOUT: CloseInstruction = CloseInstruction {
+    code: 1008,
+    reason: "message timeout",
+};
+/// A message that would take the gateway over `--max-buffered-mb`, or a failed
+/// `connect` turned away because too many failed attempts already wait (1013).
+pub const TRY_AGAIN_LATER: CloseInstruction = CloseInstruction {
+    code: 1013,
+    reason: "try again later",
+};
 /// A message over the size limit (1009).
 pub const MESSAGE_TOO_BIG: CloseInstruction = CloseInstruction {
     code: 1009,

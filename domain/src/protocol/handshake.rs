@@ -51,8 +51,20 @@ pub fn evaluate_connect(
     if request.method != "connect" {
         return invalid;
     }
-    let Some(connect) = ConnectParams::read(&request) else {
-        return invalid;
+    let connect = match ConnectParams::read(&request) {
+        Ok(connect) => connect,
+        // Say which field is wrong, so a client can be written from the answer alone.
+        Err(problem) => {
+            return HandshakeOutcome::Rejected {
+                response: Some(frame::error_response(
+                    Some(&request.id),
+                    ErrorCode::InvalidRequest,
+                    &problem,
+                )),
+                close: close::INVALID_HANDSHAKE,
+                unauthorized: false,
+            };
+        }
     };
     if !(connect.min_protocol..=connect.max_protocol).contains(&PROTOCOL_VERSION) {
         return HandshakeOutcome::Rejected {
@@ -96,23 +108,65 @@ struct ConnectParams {
 }
 
 impl ConnectParams {
-    fn read(request: &Request) -> Option<Self> {
-        let p = &request.params;
-        let client = p.get("client")?;
-        Some(Self {
-            min_protocol: p.get("minProtocol")?.as_u64()?,
-            max_protocol: p.get("maxProtocol")?.as_u64()?,
+    /// The parameters, or what is wrong with them, naming the field:
+    /// `params.client.name is required`, `params.minProtocol must be a non-negative integer`.
+    fn read(request: &Request) -> Result<Self, String> {
+        let params = &request.params;
+        if !params.is_object() {
+            return Err(String::from("params is required"));
+        }
+        let client = field(params, "params", "client")?;
+        if !client.is_object() {
+            return Err(String::from("params.client must be an object"));
+        }
+        Ok(Self {
+            min_protocol: integer(
+                field(params, "params", "minProtocol")?,
+                "params.minProtocol",
+            )?,
+            max_protocol: integer(
+                field(params, "params", "maxProtocol")?,
+                "params.maxProtocol",
+            )?,
             client: ClientInfo {
-                name: client.get("name")?.as_str()?.to_owned(),
-                version: client.get("version")?.as_str()?.to_owned(),
+                name: string(
+                    field(client, "params.client", "name")?,
+                    "params.client.name",
+                )?,
+                version: string(
+                    field(client, "params.client", "version")?,
+                    "params.client.version",
+                )?,
             },
-            token: p
+            // A missing token is an `unauthorized` answer, not a malformed request.
+            token: params
                 .get("auth")
                 .and_then(|a| a.get("token"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         })
     }
+}
+
+/// `parent.name`, which must be present.
+fn field<'v>(parent: &'v Value, path: &str, name: &str) -> Result<&'v Value, String> {
+    parent
+        .get(name)
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| format!("{path}.{name} is required"))
+}
+
+fn integer(value: &Value, path: &str) -> Result<u64, String> {
+    value
+        .as_u64()
+        .ok_or_else(|| format!("{path} must be a non-negative integer"))
+}
+
+fn string(value: &Value, path: &str) -> Result<String, String> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{path} must be a string"))
 }
 
 /// Compares two tokens without an early exit, so timing does not reveal how much
@@ -207,12 +261,67 @@ mod tests {
     }
 
     #[test]
+    fn a_connect_missing_a_field_is_answered_naming_it_then_closed() {
+        for (params, message) in [
+            (r#""#, "params is required"),
+            (r#","params":{}"#, "params.client is required"),
+            (
+                r#","params":{"minProtocol":1,"maxProtocol":1}"#,
+                "params.client is required",
+            ),
+            (
+                r#","params":{"minProtocol":1,"maxProtocol":1,"client":{"version":"1"}}"#,
+                "params.client.name is required",
+            ),
+            (
+                r#","params":{"minProtocol":1,"maxProtocol":1,"client":{"name":"n"}}"#,
+                "params.client.version is required",
+            ),
+            (
+                r#","params":{"maxProtocol":1,"client":{"name":"n","version":"1"}}"#,
+                "params.minProtocol is required",
+            ),
+            (
+                r#","params":{"minProtocol":1,"client":{"name":"n","version":"1"}}"#,
+                "params.maxProtocol is required",
+            ),
+            (
+                r#","params":{"minProtocol":"1","maxProtocol":1,"client":{"name":"n","version":"1"}}"#,
+                "params.minProtocol must be a non-negative integer",
+            ),
+            (
+                r#","params":{"minProtocol":1,"maxProtocol":1,"client":{"name":7,"version":"1"}}"#,
+                "params.client.name must be a string",
+            ),
+            (
+                r#","params":{"minProtocol":1,"maxProtocol":1,"client":"me"}"#,
+                "params.client must be an object",
+            ),
+        ] {
+            let text = format!(r#"{{"type":"req","id":"c9","method":"connect"{params}}}"#);
+            let HandshakeOutcome::Rejected {
+                response: Some(response),
+                close,
+                unauthorized: false,
+            } = evaluate_connect(&text, Some("token"), &server())
+            else {
+                panic!("{text}: not an invalid_request answer")
+            };
+            assert_eq!(close, close::INVALID_HANDSHAKE, "{text}");
+            assert_eq!(
+                response,
+                frame::error_response(Some("c9"), ErrorCode::InvalidRequest, message),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn anything_but_connect_first_is_an_invalid_handshake() {
         for text in [
             r#"{"type":"req","id":"1","method":"health"}"#,
             "hello",
-            r#"{"type":"req","id":"1","method":"connect","params":{}}"#,
-            r#"{"type":"req","id":"1","method":"connect","params":{"minProtocol":1,"maxProtocol":1}}"#,
+            r#"{"type":"res","id":"1","method":"connect","params":{}}"#,
         ] {
             assert_eq!(
                 evaluate_connect(text, None, &server()),

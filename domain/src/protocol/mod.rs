@@ -17,6 +17,10 @@ pub const MAX_HANDSHAKE_PAYLOAD: usize = 64 * 1024;
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
 /// Time a client has to send `connect`.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Time a message has from its first frame to its last.
+pub const MESSAGE_TIMEOUT_MS: u64 = 10_000;
+/// Default of `--max-buffered-mb`: MiB all messages in progress may hold together.
+pub const DEFAULT_MAX_BUFFERED_MB: usize = 64;
 /// Methods a connected client may call.
 pub const METHODS: [&str; 2] = ["health", "status"];
 /// Events the gateway may send.

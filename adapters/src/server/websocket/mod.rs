@@ -1,7 +1,10 @@
 //! The WebSocket endpoint: the HTTP upgrade, then one session per client.
 
-mod read_budget;
+mod frame_meter;
+mod inbound_guard;
+mod message_budget;
 mod session;
 mod upgrade;
 
+pub(crate) use message_budget::MessageBudget;
 pub(crate) use upgrade::{is_upgrade_request, upgrade};

@@ -21,15 +21,15 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::read_budget::{ReadBudget, is_budget_exceeded};
+use super::inbound_guard::{InboundGuard, Violation};
 use crate::server::metrics::{Handshake, Metrics, Request};
 use crate::server::state::GatewayState;
 
-type Socket = WebSocketStream<ReadBudget<TokioIo<Upgraded>>>;
+type Socket = WebSocketStream<InboundGuard<TokioIo<Upgraded>>>;
 
 /// How long a client may take to accept one frame before it counts as a slow reader.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes of an oversized frame read and discarded before the connection is dropped.
+/// Bytes of a refused message read and discarded before the connection is dropped.
 const LINGER_MAX_BYTES: usize = 4 * MAX_PAYLOAD;
 /// How long a refused client has to answer our close before we drop it.
 const REFUSAL_CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -39,9 +39,9 @@ enum Incoming {
     Text(String),
     /// The message breaks a rule: close with this.
     Refuse(CloseInstruction),
-    /// A frame over the hard size limit, refused from its header: the protocol
-    /// state is gone, the rest of the frame is still on the wire.
-    Oversized,
+    /// A message broke a limit mid-way (size, time, the gateway's budget): the
+    /// protocol state is gone, the rest of the message is still on the wire.
+    Violated(Violation),
     /// The client closed or the connection broke.
     Gone,
 }
@@ -64,38 +64,44 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
             metrics.handshake(Handshake::Invalid);
             return refuse(&mut socket, metrics, instruction).await;
         }
-        Ok(Incoming::Oversized) => {
+        Ok(Incoming::Violated(violation)) => {
             metrics.handshake(Handshake::Invalid);
-            return refuse_oversized(&mut socket, metrics).await;
+            return refuse_mid_message(&mut socket, metrics, violation).await;
         }
         Ok(Incoming::Gone) => return,
         Ok(Incoming::Text(text)) => text,
     };
-    // A peer that recently presented wrong tokens waits before it hears back.
-    let delay = state.auth_throttle.delay_for(peer.ip());
-    if !delay.is_zero() {
-        tokio::select! {
-            () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
-            () = tokio::time::sleep(delay) => {}
-        }
-    }
     match evaluate_connect(&text, state.token.as_deref(), &state.identity) {
         HandshakeOutcome::Rejected {
             response,
             close,
-            unauthorized,
+            unauthorized: true,
         } => {
-            metrics.handshake(if unauthorized {
-                Handshake::Unauthorized
-            } else if close.code == close::PROTOCOL_MISMATCH.code {
+            metrics.handshake(Handshake::Unauthorized);
+            // The answer to a wrong token waits its turn among its host's failures.
+            let Some(ticket) = state.auth_throttle.schedule_failure(peer.ip()) else {
+                tracing::warn!(%peer, "connect with a wrong token turned away: too many failed attempts waiting");
+                return refuse(&mut socket, metrics, close::TRY_AGAIN_LATER).await;
+            };
+            tracing::warn!(%peer, "connect with a missing or wrong token refused");
+            tokio::select! {
+                () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
+                () = tokio::time::sleep_until(Instant::from_std(ticket.answer_at)) => {}
+            }
+            if let Some(response) = response {
+                let _ = send(&mut socket, response).await;
+            }
+            drop(ticket);
+            return refuse(&mut socket, metrics, close).await;
+        }
+        HandshakeOutcome::Rejected {
+            response, close, ..
+        } => {
+            metrics.handshake(if close.code == close::PROTOCOL_MISMATCH.code {
                 Handshake::ProtocolMismatch
             } else {
                 Handshake::Invalid
             });
-            if unauthorized {
-                state.auth_throttle.record_failure(peer.ip());
-                tracing::warn!(%peer, "connect with a missing or wrong token refused");
-            }
             if let Some(response) = response {
                 let _ = send(&mut socket, response).await;
             }
@@ -103,17 +109,15 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
         }
         HandshakeOutcome::Accepted { hello_ok, client } => {
             metrics.handshake(Handshake::Ok);
-            if state.token.is_some() {
-                state.auth_throttle.record_success(peer.ip());
-            }
+            // The right token is answered at once, whatever others are failing.
             if send(&mut socket, hello_ok).await.is_err() {
                 return;
             }
             tracing::debug!(%peer, client = %client.name, version = %client.version, "client connected");
         }
     }
-    // Connected: from now on the 1 MiB message limit is the only one.
-    socket.get_mut().lift();
+    // Connected: from now on messages may be up to 1 MiB.
+    socket.get_mut().set_message_limit(MAX_PAYLOAD);
     let _counted = state.client_connected();
     serve(&mut socket, &state).await;
 }
@@ -139,7 +143,7 @@ async fn serve(socket: &mut Socket, state: &GatewayState) {
                     }
                 }
                 Incoming::Refuse(instruction) => return refuse(socket, &state.metrics, instruction).await,
-                Incoming::Oversized => return refuse_oversized(socket, &state.metrics).await,
+                Incoming::Violated(violation) => return refuse_mid_message(socket, &state.metrics, violation).await,
                 Incoming::Gone => return,
             },
             _ = ticks.tick() => {
@@ -203,9 +207,9 @@ async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
                 return Incoming::Gone;
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-            Some(Err(WsError::Capacity(_))) => return Incoming::Oversized,
-            Some(Err(WsError::Io(error))) if is_budget_exceeded(&error) => {
-                return Incoming::Oversized;
+            Some(Err(WsError::Capacity(_))) => return Incoming::Violated(Violation::TooBig),
+            Some(Err(WsError::Io(error))) => {
+                return Violation::of(&error).map_or(Incoming::Gone, Incoming::Violated);
             }
             Some(Err(_)) | None => return Incoming::Gone,
         }
@@ -218,13 +222,15 @@ async fn refuse(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstru
     let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, drain(socket)).await;
 }
 
-/// Closes 1009 after an oversized frame. tungstenite refused it from its header, so
-/// the close frame is written by hand, and the rest of the frame is read and thrown
-/// away (a bounded "lingering close") so the client reads our close instead of a
-/// connection reset.
-async fn refuse_oversized(socket: &mut Socket, metrics: &Metrics) {
-    let instruction = close::MESSAGE_TOO_BIG;
+/// Closes after a message broke a limit mid-way (1009 too big, 1008 message
+/// timeout, 1013 try again later). The stream is out of step with tungstenite, so
+/// the close frame is written by hand, and the rest of the message is read and
+/// thrown away (a bounded "lingering close") so the client reads our close instead
+/// of a connection reset.
+async fn refuse_mid_message(socket: &mut Socket, metrics: &Metrics, violation: Violation) {
+    let instruction = violation.close();
     metrics.close_sent(instruction.code);
+    tracing::debug!(reason = instruction.reason, "websocket message refused");
     let reason = instruction.reason.as_bytes();
     let mut frame = Vec::with_capacity(4 + reason.len());
     frame.push(0x88); // FIN + close opcode; server frames are unmasked
@@ -232,7 +238,7 @@ async fn refuse_oversized(socket: &mut Socket, metrics: &Metrics) {
     frame.extend_from_slice(&instruction.code.to_be_bytes());
     frame.extend_from_slice(reason);
     let raw = socket.get_mut();
-    raw.lift();
+    raw.disarm();
     let linger = async {
         if raw.write_all(&frame).await.is_err() || raw.flush().await.is_err() {
             return;

@@ -13,7 +13,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::read_budget::ReadBudget;
+use super::inbound_guard::InboundGuard;
 use super::session;
 use crate::server::metrics::Guard;
 use crate::server::routes::{JsonResponse, error_response};
@@ -25,9 +25,6 @@ const READ_BUFFER: usize = 1024;
 /// Bytes queued before tungstenite writes without a flush: lets the shutdown event
 /// and the close frame leave in one write.
 const WRITE_BUFFER: usize = 4 * 1024;
-/// Bytes a client may send before `connect` succeeds: the 64 KiB message limit plus
-/// room for frame headers and control frames.
-const PRE_CONNECT_READ_BUDGET: usize = MAX_HANDSHAKE_PAYLOAD + 1024;
 /// Outgoing bytes a session may have queued before it is dropped as a slow reader.
 const MAX_WRITE_BUFFER: usize = 4 * MAX_PAYLOAD;
 
@@ -107,7 +104,14 @@ pub(crate) fn upgrade(
                     .max_write_buffer_size(MAX_WRITE_BUFFER)
                     .max_message_size(Some(MAX_PAYLOAD))
                     .max_frame_size(Some(MAX_PAYLOAD));
-                let io = ReadBudget::new(TokioIo::new(upgraded), PRE_CONNECT_READ_BUDGET);
+                // The guard enforces the 64 KiB limit until `connect` succeeds;
+                // tungstenite's own 1 MiB limit stays as a backstop.
+                let io = InboundGuard::new(
+                    TokioIo::new(upgraded),
+                    MAX_HANDSHAKE_PAYLOAD,
+                    Arc::clone(&session_state.message_budget),
+                    session_state.message_timeout,
+                );
                 let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                 session::run(socket, peer, session_state).await;
             }
