@@ -200,10 +200,16 @@ struct ShutdownPayload {
 
 /// The `shutdown` event every client gets before its 1001 close.
 pub fn shutdown_event() -> String {
+    shutdown_event_because("gateway stopping")
+}
+
+/// The `shutdown` event with another reason (e.g. `cluster lock lost`), no restart
+/// expected.
+pub fn shutdown_event_because(reason: &'static str) -> String {
     event(
         "shutdown",
         &ShutdownPayload {
-            reason: "gateway stopping",
+            reason,
             restart_expected_ms: None,
         },
         None,
