@@ -17,6 +17,7 @@ use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, GatewayLockError, Serv
 use tokio::net::TcpListener;
 
 use crate::cli::RunArgs;
+use crate::cluster::Cluster;
 use crate::force;
 use crate::shutdown::{ShutdownSequence, StopOutcome};
 use crate::signals::StopSignals;
@@ -58,6 +59,15 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
             return report_details(&refusal);
         }
     };
+    // Section 7: after the port and the profile, the cluster lock (when asked for).
+    let cluster = match Cluster::join(&args, &profile, endpoint, pid).await {
+        Ok(cluster) => cluster,
+        Err(code) => {
+            drop(profile_lock);
+            drop(held);
+            return code;
+        }
+    };
     make_room_for_connections(args.max_connections);
     if let Some(missing) = &held.ipv6_loopback_missing {
         tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
@@ -84,6 +94,7 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
             allowed_origins: args.allow_origins.clone(),
             loopback_hosts_only: endpoint.is_loopback(),
             max_connections: args.max_connections as usize,
+            cluster: cluster.gate(),
         },
     );
     tracing::info!("gateway listening on {endpoint} (pid {pid})");
@@ -91,13 +102,24 @@ pub async fn run(args: RunArgs, started: Instant) -> ExitCode {
     let notifier = SystemdNotifier;
     notifier.ready();
 
-    let signal = signals.next().await;
-    tracing::info!("{signal} received; stopping (send it again to exit at once)");
+    let lock_lost = tokio::select! {
+        signal = signals.next() => {
+            tracing::info!("{signal} received; stopping (send it again to exit at once)");
+            false
+        }
+        () = cluster.until_lost() => {
+            tracing::error!("cluster lock lost; stopping");
+            true
+        }
+    };
     let sequence = ShutdownSequence {
         deadline: Duration::from_secs(args.shutdown_timeout),
     };
+    let fenced = cluster.fenced(&server);
     let code = tokio::select! {
-        outcome = sequence.run(&server, &notifier) => match outcome {
+        outcome = sequence.run(&fenced, &notifier) => match outcome {
+            // A lost cluster lock is temporary: a supervisor may restart (75).
+            StopOutcome::Clean if lock_lost => ExitCode::PortHeld,
             StopOutcome::Clean => ExitCode::Clean,
             StopOutcome::TimedOut => ExitCode::RuntimeFailure,
         },

@@ -13,6 +13,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use gateway_domain::{Endpoint, GatewayIdentity, ServingGateway, StopStepError};
+
+use crate::cluster::ClusterGate;
 use tokio::net::TcpListener;
 
 use self::state::GatewayState;
@@ -34,6 +36,9 @@ pub struct ServerSettings {
     pub loopback_hosts_only: bool,
     /// Open connections (HTTP and WebSocket) beyond which new ones get 503.
     pub max_connections: usize,
+    /// With `--cluster-etcd`: whether this gateway is the active one (only that one
+    /// takes WebSocket sessions). `None` on a single host.
+    pub cluster: Option<Arc<ClusterGate>>,
 }
 
 /// A serving gateway. Implements the domain's [`ServingGateway`] so the app's stop

@@ -50,6 +50,13 @@ pub(crate) async fn handle(
             Method::GET | Method::HEAD => json_response(StatusCode::OK, &state.health()),
             _ => method_not_allowed("GET, HEAD"),
         },
+        "/readyz" if !state.may_act() => match method {
+            Method::GET | Method::HEAD => standby(json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"ready": false, "reason": "standby"}),
+            )),
+            _ => method_not_allowed("GET, HEAD"),
+        },
         "/readyz" => match method {
             Method::GET | Method::HEAD => json_response(
                 StatusCode::OK,
@@ -62,7 +69,15 @@ pub(crate) async fn handle(
         },
         "/" => match method {
             Method::GET if websocket::is_upgrade_request(&request) => {
-                websocket::upgrade(request, peer, state, slot)
+                match state.cluster.as_ref().map(|gate| gate.session_signal()) {
+                    None => websocket::upgrade(request, peer, state, slot, None),
+                    Some(Some(term)) => websocket::upgrade(request, peer, state, slot, Some(term)),
+                    Some(None) => standby(error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "standby",
+                        "this gateway is a standby: another one is active",
+                    )),
+                }
             }
             Method::GET => error_response(
                 StatusCode::UPGRADE_REQUIRED,
@@ -136,6 +151,14 @@ fn draining(path: &str, state: &GatewayState) -> JsonResponse {
     let headers = response.headers_mut();
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// A refusal while this gateway is a standby: try again (maybe another host).
+fn standby(mut response: JsonResponse) -> JsonResponse {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 

@@ -5,10 +5,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use gateway_domain::GatewayIdentity;
+use gateway_domain::cluster::Role;
 use gateway_domain::identity::HealthView;
 use gateway_domain::protocol::dispatch::StatusReport;
 
 use super::ServerSettings;
+use crate::cluster::{ClusterGate, Seat};
 use super::auth_throttle::AuthThrottle;
 use super::stop_stage::StopStage;
 
@@ -39,6 +41,8 @@ pub(crate) struct GatewayState {
     /// Step 3: every HTTP connection task (one ends when its connection upgrades),
     /// told to finish in-flight requests and close.
     pub http: StopStage,
+    /// With `--cluster-etcd`: the role, asked at each request.
+    pub cluster: Option<Arc<ClusterGate>>,
 }
 
 impl GatewayState {
@@ -56,6 +60,7 @@ impl GatewayState {
             websocket_clients: AtomicUsize::new(0),
             websockets: StopStage::default(),
             http: StopStage::default(),
+            cluster: settings.cluster,
         }
     }
 
@@ -72,7 +77,23 @@ impl GatewayState {
     }
 
     pub fn health(&self) -> HealthView<'_> {
-        self.identity.health(self.uptime_ms())
+        match &self.cluster {
+            None => self.identity.health(self.uptime_ms()),
+            Some(gate) => self
+                .identity
+                .clustered(self.uptime_ms(), gate.view(gate.seat())),
+        }
+    }
+
+    /// A clustered gateway's seat right now; `None` on a single host (always acts).
+    pub fn cluster_seat(&self) -> Option<Seat> {
+        self.cluster.as_ref().map(|gate| gate.seat())
+    }
+
+    /// Whether this gateway may serve WebSocket sessions now.
+    pub fn may_act(&self) -> bool {
+        self.cluster_seat()
+            .is_none_or(|seat| seat.role == Role::Active)
     }
 
     pub fn status(&self) -> StatusReport {
