@@ -157,7 +157,9 @@ fn parse_etcd_url(text: &str) -> Result<String, String> {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
             Ok(format!("http://{rest}"))
         }
-        _ => Err(format!("\"{text}\" is not an etcd endpoint (http://HOST:PORT)")),
+        _ => Err(format!(
+            "\"{text}\" is not an etcd endpoint (http://HOST:PORT)"
+        )),
     }
 }
 

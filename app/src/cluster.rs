@@ -310,7 +310,11 @@ impl Membership {
                     }
                 }
                 Standing::Held => {
-                    match self.lock.keep_alive(held.lease, interval.min(remaining)).await {
+                    match self
+                        .lock
+                        .keep_alive(held.lease, interval.min(remaining))
+                        .await
+                    {
                         Ok(true) => watch.acknowledged(now),
                         Ok(false) => return Loss::Expired,
                         Err(fault) => tracing::warn!("keep-alive failed: {fault}"),

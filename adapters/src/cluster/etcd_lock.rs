@@ -203,7 +203,9 @@ impl ClusterLock for EtcdClusterLock {
         patience: Duration,
     ) -> Result<bool, LockFault> {
         let mut client = self.client.clone();
-        let answer = self.within(patience, client.get(key.lock_path(), None)).await?;
+        let answer = self
+            .within(patience, client.get(key.lock_path(), None))
+            .await?;
         Ok(answer.kvs().first().is_some_and(|kv| {
             kv.lease() == held.lease.0
                 && u64::try_from(kv.create_revision()).ok() == Some(held.fencing_token)
@@ -234,9 +236,10 @@ const LEASE_NOT_FOUND: &str = "requested lease not found";
 /// so "connection refused" shows rather than only "transport error".
 fn unreachable(url: &str, error: &etcd_client::Error) -> LockFault {
     let (mut reason, mut source) = match error {
-        etcd_client::Error::GRpcStatus(status) => {
-            (status.message().to_owned(), std::error::Error::source(status))
-        }
+        etcd_client::Error::GRpcStatus(status) => (
+            status.message().to_owned(),
+            std::error::Error::source(status),
+        ),
         other => (other.to_string(), std::error::Error::source(other)),
     };
     while let Some(cause) = source {

@@ -62,7 +62,9 @@ impl ClusterGate {
 
     fn term(&self) -> MutexGuard<'_, Term> {
         // A panic while holding this short lock leaves plain data behind: keep going.
-        self.term.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.term
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The role at this instant: active only while the lease is certainly held.
@@ -160,11 +162,17 @@ mod tests {
     fn stepping_down_ends_the_sessions_of_the_term_only() {
         let clock = Arc::new(HandClock::default());
         let gate = ClusterGate::new("k".into(), clock.clone());
-        gate.hold(1, LeaseWatch::granted(Duration::from_secs(10), clock.read()));
+        gate.hold(
+            1,
+            LeaseWatch::granted(Duration::from_secs(10), clock.read()),
+        );
         let (_, first) = gate.session_signal().unwrap();
         gate.step_down();
         assert!(first.is_cancelled());
-        gate.hold(2, LeaseWatch::granted(Duration::from_secs(10), clock.read()));
+        gate.hold(
+            2,
+            LeaseWatch::granted(Duration::from_secs(10), clock.read()),
+        );
         let (token, second) = gate.session_signal().unwrap();
         assert_eq!(token, 2);
         assert!(!second.is_cancelled());

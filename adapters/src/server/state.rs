@@ -10,9 +10,9 @@ use gateway_domain::identity::HealthView;
 use gateway_domain::protocol::dispatch::StatusReport;
 
 use super::ServerSettings;
-use crate::cluster::{ClusterGate, Seat};
 use super::auth_throttle::AuthThrottle;
 use super::stop_stage::StopStage;
+use crate::cluster::{ClusterGate, Seat};
 
 /// Shared state of one gateway.
 pub(crate) struct GatewayState {

@@ -61,7 +61,13 @@ mod tests {
 
     #[test]
     fn keys_that_would_leave_their_path_component_are_refused() {
-        for bad in ["", "a/b", "/", "tab\there", &"k".repeat(MAX_CLUSTER_KEY + 1)] {
+        for bad in [
+            "",
+            "a/b",
+            "/",
+            "tab\there",
+            &"k".repeat(MAX_CLUSTER_KEY + 1),
+        ] {
             assert!(ClusterKey::parse(bad).is_err(), "{bad:?}");
         }
         assert!(ClusterKey::parse("prod.chat-bot_1").is_ok());

@@ -145,7 +145,12 @@ mod tests {
 
     #[test]
     fn acknowledged_keep_alives_keep_the_holder_acting() {
-        let clock = clock(&[at(0, 0), at(4_000, 4_000), at(8_000, 8_000), at(12_000, 12_000)]);
+        let clock = clock(&[
+            at(0, 0),
+            at(4_000, 4_000),
+            at(8_000, 8_000),
+            at(12_000, 12_000),
+        ]);
         let mut watch = LeaseWatch::granted(TTL, clock.read());
         for _ in 0..3 {
             let sent = clock.read();
@@ -167,7 +172,12 @@ mod tests {
 
     #[test]
     fn an_acknowledgement_counts_from_when_the_keep_alive_was_sent() {
-        let clock = clock(&[at(0, 0), at(1_000, 1_000), at(5_900, 5_900), at(6_000, 6_000)]);
+        let clock = clock(&[
+            at(0, 0),
+            at(1_000, 1_000),
+            at(5_900, 5_900),
+            at(6_000, 6_000),
+        ]);
         let mut watch = LeaseWatch::granted(TTL, clock.read());
         let sent = clock.read();
         // The answer took almost five seconds to come back.
@@ -180,7 +190,12 @@ mod tests {
     #[test]
     fn a_suspend_shorter_than_the_grace_needs_the_servers_confirmation() {
         // Laptop asleep for 3 s: the boot clock jumps, the monotonic clock does not.
-        let clock = clock(&[at(0, 0), at(1_000, 1_000), at(1_100, 4_100), at(1_200, 4_200)]);
+        let clock = clock(&[
+            at(0, 0),
+            at(1_000, 1_000),
+            at(1_100, 4_100),
+            at(1_200, 4_200),
+        ]);
         let mut watch = LeaseWatch::granted(TTL, clock.read());
         let before = clock.read();
         assert_eq!(watch.observe(before), Standing::Held);

@@ -229,7 +229,9 @@ mod tests {
             panic!("rejected")
         };
         assert!(
-            hello_ok.contains(r#""server":{"version":"0.1.0","pid":9,"profile":"default","fencingToken":12}"#),
+            hello_ok.contains(
+                r#""server":{"version":"0.1.0","pid":9,"profile":"default","fencingToken":12}"#
+            ),
             "{hello_ok}"
         );
     }
