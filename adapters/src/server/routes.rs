@@ -72,11 +72,11 @@ pub(crate) async fn handle(
                 match state.cluster.as_ref().map(|gate| gate.session_signal()) {
                     None => websocket::upgrade(request, peer, state, slot, None),
                     Some(Some(term)) => websocket::upgrade(request, peer, state, slot, Some(term)),
-                    Some(None) => standby(error_response(
+                    Some(None) => close_after(standby(error_response(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "standby",
                         "this gateway is a standby: another one is active",
-                    )),
+                    ))),
                 }
             }
             Method::GET => error_response(
