@@ -287,3 +287,31 @@ fn an_active_gateway_rides_out_an_etcd_restart_with_its_token() {
     assert!(gateway.is_running());
     assert!(etcd.get("/gateway/lock/restart").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_standby_a_holder_that_lost_the_lock_goes_back_to_standby() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut first = member(&etcd, "again", 2, &["--standby"]);
+    wait_until("the first to be active", || is_active(first.port));
+    let second = member(&etcd, "again", 2, &["--standby"]);
+    let (mut client, _) = connected(first.port).await;
+
+    let stop = Instant::now();
+    first.signal(Signal::SIGSTOP);
+    tokio::task::block_in_place(|| {
+        time_until_active(second.port, stop, Duration::from_secs(3));
+    });
+    first.signal(Signal::SIGCONT);
+
+    let event = next_json(&mut client).await;
+    assert_eq!(event["payload"]["reason"], "cluster lock lost");
+    assert_eq!(u16::from(next_close(&mut client).await.unwrap().code), 1012);
+    tokio::task::block_in_place(|| {
+        wait_until("the woken holder to report standby", || {
+            cluster_of(first.port).is_some_and(|c| c["role"] == "standby")
+        });
+    });
+    assert!(first.is_running(), "--standby keeps it running");
+    assert_eq!(http_get(first.port, "/readyz").unwrap().status, 503);
+    assert!(is_active(second.port));
+}

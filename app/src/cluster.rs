@@ -392,3 +392,213 @@ impl ServingGateway for FencedGateway<'_> {
         self.server.release_listeners().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_domain::cluster::{LeaseId, LockFault, Reading};
+    use mockall::mock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    mock! {
+        Lock {}
+        #[async_trait]
+        impl ClusterLock for Lock {
+            async fn try_acquire(&self, key: &ClusterKey, ttl: Duration, holder: &HolderRecord)
+                -> Result<Acquisition, LockFault>;
+            async fn wait_for_release(&self, key: &ClusterKey, revision: i64, patience: Duration)
+                -> Result<(), LockFault>;
+            async fn keep_alive(&self, lease: LeaseId, patience: Duration) -> Result<bool, LockFault>;
+            async fn confirm(&self, key: &ClusterKey, held: HeldLock, patience: Duration)
+                -> Result<bool, LockFault>;
+            async fn release(&self, held: HeldLock, patience: Duration) -> Result<(), LockFault>;
+        }
+    }
+
+    const TTL: Duration = Duration::from_secs(10);
+    const HELD: HeldLock = HeldLock {
+        lease: LeaseId(7),
+        fencing_token: 41,
+    };
+
+    /// Tokio's (paused) time as both clocks, plus a suspend that only the boot
+    /// clock sees, set by hand: a laptop lid closed.
+    struct PausedClock {
+        origin: tokio::time::Instant,
+        suspended_ms: AtomicU64,
+    }
+
+    impl PausedClock {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                origin: tokio::time::Instant::now(),
+                suspended_ms: AtomicU64::new(0),
+            })
+        }
+    }
+
+    impl Clock for PausedClock {
+        fn read(&self) -> Reading {
+            let monotonic = self.origin.elapsed();
+            let suspended = Duration::from_millis(self.suspended_ms.load(Ordering::SeqCst));
+            Reading {
+                monotonic,
+                boot: monotonic + suspended,
+            }
+        }
+    }
+
+    fn settings(standby: bool) -> ClusterSettings {
+        ClusterSettings {
+            endpoints: vec!["http://127.0.0.1:1".into()],
+            key: ClusterKey::parse("k").unwrap(),
+            ttl: TTL,
+            standby,
+        }
+    }
+
+    fn holder() -> HolderRecord {
+        HolderRecord {
+            url: "ws://127.0.0.1:4000".into(),
+            pid: 1,
+            hostname: "here".into(),
+        }
+    }
+
+    fn unreachable() -> LockFault {
+        LockFault::Unreachable {
+            url: "http://127.0.0.1:1".into(),
+            reason: "connection refused".into(),
+        }
+    }
+
+    /// A member that holds the lock from now on.
+    fn holding(lock: MockLock, clock: Arc<PausedClock>) -> Membership {
+        let membership = Membership::new(settings(false), holder(), Arc::new(lock), clock);
+        let watch = LeaseWatch::granted(TTL, membership.clock.read());
+        membership.became_active(HELD, watch);
+        membership
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unacknowledged_keep_alives_step_down_after_half_the_ttl_not_later() {
+        let mut lock = MockLock::new();
+        lock.expect_keep_alive()
+            .times(3..)
+            .returning(|_, _| Err(unreachable()));
+        let clock = PausedClock::new();
+        let membership = holding(lock, clock.clone());
+        assert_eq!(
+            membership.gate.seat().role,
+            gateway_domain::cluster::Role::Active
+        );
+        let watch = membership.held().unwrap().1;
+
+        let loss = membership.hold(HELD, watch).await;
+
+        assert_eq!(loss, Loss::Lapsed);
+        let elapsed = clock.origin.elapsed();
+        assert!(elapsed >= TTL / 2 && elapsed < TTL, "{elapsed:?}");
+        assert_eq!(
+            membership.gate.seat().role,
+            gateway_domain::cluster::Role::Standby
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acknowledged_keep_alives_keep_it_active_past_the_ttl() {
+        let mut lock = MockLock::new();
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&calls);
+        // Acknowledged for 3 TTLs, then the server says the lease is gone.
+        lock.expect_keep_alive().returning(move |lease, _| {
+            assert_eq!(lease, HELD.lease);
+            Ok(counted.fetch_add(1, Ordering::SeqCst) < 24)
+        });
+        let clock = PausedClock::new();
+        let membership = holding(lock, clock.clone());
+        let watch = membership.held().unwrap().1;
+
+        let loss = membership.hold(HELD, watch).await;
+
+        assert_eq!(loss, Loss::Expired);
+        assert!(clock.origin.elapsed() >= TTL * 3);
+        assert_eq!(calls.load(Ordering::SeqCst), 25);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_suspend_it_asks_the_server_before_acting_again() {
+        let clock = PausedClock::new();
+        let mut lock = MockLock::new();
+        let lid = clock.clone();
+        // The first keep-alive is acknowledged, then the machine sleeps 2 s.
+        lock.expect_keep_alive().times(1).returning(move |_, _| {
+            lid.suspended_ms.store(2_000, Ordering::SeqCst);
+            Ok(true)
+        });
+        lock.expect_confirm().times(1).returning(|_, held, _| {
+            assert_eq!(held, HELD);
+            Ok(false)
+        });
+        let membership = holding(lock, clock.clone());
+        let watch = membership.held().unwrap().1;
+
+        assert_eq!(membership.hold(HELD, watch).await, Loss::NotConfirmed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_standby_a_key_held_elsewhere_is_refused_with_78() {
+        let mut lock = MockLock::new();
+        lock.expect_try_acquire().times(1).returning(|_, _, _| {
+            Ok(Acquisition::HeldElsewhere {
+                holder: Some(HolderRecord {
+                    url: "ws://127.0.0.1:5000".into(),
+                    pid: 9,
+                    hostname: "there".into(),
+                }),
+                revision: 3,
+            })
+        });
+        let membership = Membership::new(
+            settings(false),
+            holder(),
+            Arc::new(lock),
+            PausedClock::new(),
+        );
+        let refusal = membership.acquire_now().await.unwrap_err();
+        assert_eq!(refusal.exit_code(), ExitCode::Refused);
+        assert!(refusal.headline().ends_with("(pid 9, host there)"));
+        assert_eq!(
+            membership.gate.seat().role,
+            gateway_domain::cluster::Role::Standby
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_standby_retries_an_unreachable_engine_then_waits_for_the_key() {
+        let mut lock = MockLock::new();
+        let attempts = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&attempts);
+        lock.expect_try_acquire().returning(move |_, _, _| {
+            match counted.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(unreachable()),
+                1 => Ok(Acquisition::HeldElsewhere {
+                    holder: None,
+                    revision: 5,
+                }),
+                _ => Ok(Acquisition::Acquired(HELD)),
+            }
+        });
+        lock.expect_wait_for_release()
+            .times(1)
+            .returning(|_, revision, _| {
+                assert_eq!(revision, 5);
+                Ok(())
+            });
+        let membership =
+            Membership::new(settings(true), holder(), Arc::new(lock), PausedClock::new());
+        membership.acquire_eventually().await;
+        assert_eq!(membership.gate.seat().fencing_token, Some(41));
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    }
+}

@@ -58,7 +58,7 @@ impl LeaseWatch {
 
     /// How often to send keep-alives: three tries fit before the step-down.
     pub fn keep_alive_interval(ttl: Duration) -> Duration {
-        ttl / 6
+        ttl / 8
     }
 
     /// How long an active holder may go without an acknowledged keep-alive.
@@ -236,6 +236,6 @@ mod tests {
     fn keep_alives_are_sent_three_times_per_grace() {
         let watch = LeaseWatch::granted(TTL, at(0, 0));
         let interval = LeaseWatch::keep_alive_interval(TTL);
-        assert!(interval * 3 <= watch.grace() && interval * 4 > watch.grace());
+        assert!(interval * 3 < watch.grace() && interval * 4 >= watch.grace());
     }
 }
