@@ -135,8 +135,9 @@ async fn serve(socket: &mut Socket, state: &GatewayState, lock_lost: &Cancellati
     loop {
         tokio::select! {
             biased;
-            () = &mut stopping => return say_goodbye(socket).await,
+            // A lost lock is said first: the stop that follows it must not hide why.
             () = &mut lost => return say_lock_lost(socket).await,
+            () = &mut stopping => return say_goodbye(socket).await,
             incoming = next_text(socket, MAX_PAYLOAD) => match incoming {
                 // Asked at the moment of acting: a holder that just woke from a
                 // freeze has lost its lease before its keep-alive task knows it.
