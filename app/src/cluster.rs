@@ -23,6 +23,9 @@ use crate::cli::RunArgs;
 const RETRY_UNREACHABLE: Duration = Duration::from_millis(500);
 /// How long the stop may spend revoking the lease (it expires anyway).
 const RELEASE_PATIENCE: Duration = Duration::from_secs(2);
+/// How long a step-down may spend giving back a lease that has lapsed: etcd is
+/// probably unreachable, and the exit (or the next attempt) should not wait on it.
+const LOST_RELEASE_PATIENCE: Duration = Duration::from_millis(500);
 
 /// What `--cluster-*` asked for.
 #[derive(Debug, Clone)]
@@ -334,7 +337,7 @@ impl Membership {
             "cluster lock lost ({loss}); fencing token {} is no longer valid",
             held.fencing_token
         );
-        let _ = self.lock.release(held, RELEASE_PATIENCE).await;
+        let _ = self.lock.release(held, LOST_RELEASE_PATIENCE).await;
         if self.settings.standby {
             tracing::info!("back to standby");
         }
