@@ -315,3 +315,20 @@ async fn with_standby_a_holder_that_lost_the_lock_goes_back_to_standby() {
     assert_eq!(http_get(first.port, "/readyz").unwrap().status, 503);
     assert!(is_active(second.port));
 }
+
+#[test]
+fn an_active_gateway_whose_key_is_deleted_by_hand_steps_down_with_75() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut gateway = member(&etcd, "deleted", 10, &[]);
+    assert!(is_active(gateway.port));
+    assert!(
+        etcd.etcdctl(&["del", "/gateway/lock/deleted"])
+            .status
+            .success()
+    );
+    let status = gateway.wait_exit();
+    let stderr = gateway.stderr_now();
+    assert_eq!(status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("cluster lock lost"), "{stderr}");
+    assert!(port_is_free(gateway.port));
+}

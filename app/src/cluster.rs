@@ -166,7 +166,8 @@ enum Loss {
     Lapsed,
     /// The engine says the lease is gone.
     Expired,
-    /// After a suspend, the engine says the key is no longer ours.
+    /// The engine no longer shows the key under our lease (deleted by hand, or
+    /// found so after a suspend).
     NotConfirmed,
 }
 
@@ -175,7 +176,7 @@ impl std::fmt::Display for Loss {
         f.write_str(match self {
             Self::Lapsed => "no keep-alive acknowledged for half the lease TTL",
             Self::Expired => "etcd says the lease has expired",
-            Self::NotConfirmed => "after a suspend, etcd no longer shows the key as ours",
+            Self::NotConfirmed => "etcd no longer shows the lock key under this lease",
         })
     }
 }
@@ -321,6 +322,12 @@ impl Membership {
                         Ok(true) => watch.acknowledged(now),
                         Ok(false) => return Loss::Expired,
                         Err(fault) => tracing::warn!("keep-alive failed: {fault}"),
+                    }
+                    // A live lease is not a held key: someone may have deleted it.
+                    let remaining = watch.step_down_at().saturating_sub(now.boot);
+                    match self.lock.confirm(key, held, interval.min(remaining)).await {
+                        Ok(true) | Err(_) => {}
+                        Ok(false) => return Loss::NotConfirmed,
                     }
                 }
             }
@@ -489,6 +496,8 @@ mod tests {
         lock.expect_keep_alive()
             .times(3..)
             .returning(|_, _| Err(unreachable()));
+        lock.expect_confirm()
+            .returning(|_, _, _| Err(unreachable()));
         let clock = PausedClock::new();
         let membership = holding(lock, clock.clone());
         assert_eq!(
@@ -519,6 +528,7 @@ mod tests {
             Ok(counted.fetch_add(1, Ordering::SeqCst) < 24)
         });
         let clock = PausedClock::new();
+        lock.expect_confirm().returning(|_, _, _| Ok(true));
         let membership = holding(lock, clock.clone());
         let watch = membership.held().unwrap().1;
 
@@ -539,9 +549,13 @@ mod tests {
             lid.suspended_ms.store(2_000, Ordering::SeqCst);
             Ok(true)
         });
-        lock.expect_confirm().times(1).returning(|_, held, _| {
+        // The routine check after the keep-alive finds the key; the one after the
+        // suspend does not.
+        let confirms = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&confirms);
+        lock.expect_confirm().times(2).returning(move |_, held, _| {
             assert_eq!(held, HELD);
-            Ok(false)
+            Ok(counted.fetch_add(1, Ordering::SeqCst) == 0)
         });
         let membership = holding(lock, clock.clone());
         let watch = membership.held().unwrap().1;
