@@ -1,6 +1,7 @@
 //! The gateway's adapters: every place it touches the OS or the network. Each one
 //! implements a port of `gateway-domain` and maps OS errors to domain errors itself.
 
+pub mod cluster;
 pub mod fd_limit;
 pub mod handoff;
 pub mod holder_probe;
@@ -11,6 +12,7 @@ pub mod server;
 pub mod systemd_notifier;
 pub mod tcp_binder;
 
+pub use cluster::{BootClock, ClusterGate, EtcdClusterLock, Seat};
 pub use holder_probe::HttpHolderProbe;
 pub use port_owner::ProcPortOwners;
 pub use profile_lock::{FileProfileLocker, ProfileLockGuard};

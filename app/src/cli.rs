@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use gateway_domain::cluster::ClusterKey;
 use gateway_domain::config::{self, DEV_PROFILE};
 use gateway_domain::profile::{self, ProfileName};
 use gateway_domain::protocol;
@@ -103,6 +104,26 @@ pub struct RunArgs {
     /// Take the port from whatever holds it (SIGTERM, then SIGKILL after 2 s).
     #[arg(long)]
     pub force: bool,
+
+    /// etcd endpoints of the cluster lock (http://HOST:PORT, comma-separated): only
+    /// one gateway per --cluster-key is active across hosts.
+    #[arg(long, env = "GATEWAY_CLUSTER_ETCD", value_name = "URL[,URL]...",
+          value_delimiter = ',', value_parser = parse_etcd_url)]
+    pub cluster_etcd: Vec<String>,
+
+    /// The name the gateways compete for [default: the profile name].
+    #[arg(long, env = "GATEWAY_CLUSTER_KEY", requires = "cluster_etcd",
+          value_parser = parse_cluster_key)]
+    pub cluster_key: Option<ClusterKey>,
+
+    /// Seconds the cluster lock's lease lives without a keep-alive.
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "cluster_etcd",
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub cluster_ttl: u64,
+
+    /// When another gateway is active, wait as a standby instead of exiting 78.
+    #[arg(long, requires = "cluster_etcd")]
+    pub standby: bool,
 }
 
 #[derive(Debug, Args)]
@@ -192,11 +213,11 @@ pub const EXIT_CODES: [(u8, &str); 8] = [
     (71, "bind failed for a reason other than \"in use\""),
     (
         75,
-        "port held by something not confirmed as a gateway (temporary); restart: one already in progress",
+        "port held by something not confirmed as a gateway (temporary); cluster lock unreachable or lost; restart: one already in progress",
     ),
     (
         78,
-        "another gateway holds the port or the profile, or the configuration is refused (do not restart)",
+        "another gateway holds the port, the profile or the cluster key, or the configuration is refused (do not restart)",
     ),
 ];
 
@@ -255,6 +276,27 @@ fn parse_port(text: &str) -> Result<u16, String> {
 
 fn parse_origin(text: &str) -> Result<String, String> {
     gateway_domain::guards::parse_origin(text)
+}
+
+/// An etcd endpoint: `http://HOST:PORT` or `HOST:PORT` (no TLS in this build).
+fn parse_etcd_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let rest = text.strip_prefix("http://").unwrap_or(text);
+    if text.starts_with("https://") {
+        return Err("https etcd endpoints are not supported by this build; use http://".into());
+    }
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
+            Ok(format!("http://{rest}"))
+        }
+        _ => Err(format!(
+            "\"{text}\" is not an etcd endpoint (http://HOST:PORT)"
+        )),
+    }
+}
+
+fn parse_cluster_key(text: &str) -> Result<ClusterKey, String> {
+    ClusterKey::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_profile(text: &str) -> Result<ProfileName, String> {
@@ -362,6 +404,30 @@ mod tests {
     }
 
     #[test]
+    fn cluster_flags_name_endpoints_key_ttl_and_standby() {
+        let cli = parse(&[
+            "--cluster-etcd",
+            "127.0.0.1:2379,http://[::1]:2380",
+            "--cluster-key",
+            "chat",
+            "--cluster-ttl",
+            "4",
+            "--standby",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.run.cluster_etcd,
+            ["http://127.0.0.1:2379", "http://[::1]:2380"]
+        );
+        assert_eq!(cli.run.cluster_key.unwrap().as_str(), "chat");
+        assert_eq!(cli.run.cluster_ttl, 4);
+        assert!(cli.run.standby);
+        if std::env::var_os("GATEWAY_CLUSTER_ETCD").is_none() {
+            assert!(parse(&[]).unwrap().run.cluster_etcd.is_empty());
+        }
+    }
+
+    #[test]
     fn bad_arguments_are_usage_errors_with_exit_2() {
         for args in [
             &["--port", "http"][..],
@@ -384,6 +450,12 @@ mod tests {
             &["completions", "--port", "1"],
             &["--max-buffered-mb", "0"],
             &["--max-buffered-mb", "lots"],
+            &["--cluster-etcd", "etcd.example"],
+            &["--cluster-etcd", "https://127.0.0.1:2379"],
+            &["--cluster-etcd", "127.0.0.1:2379", "--cluster-key", "a/b"],
+            &["--cluster-etcd", "127.0.0.1:2379", "--cluster-ttl", "1"],
+            &["--standby"],
+            &["--cluster-ttl", "5"],
         ] {
             let err = parse(args).unwrap_err();
             assert_ne!(err.kind(), ErrorKind::DisplayHelp, "{args:?}");

@@ -26,6 +26,7 @@ use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, GatewayLockError, Serv
 use tokio::net::TcpListener;
 
 use crate::cli::RunArgs;
+use crate::cluster::Cluster;
 use crate::force;
 use crate::shutdown::{ShutdownSequence, StopOutcome};
 use crate::signals::{RestartSignal, StopSignals};
@@ -79,15 +80,22 @@ pub async fn run(args: RunArgs, started: Instant, executable: Executable) -> Exi
         Ok(holdings) => holdings,
         Err(code) => return code,
     };
+    // Section 7: after the port and the profile, the cluster lock (when asked for).
+    // A refusal drops the holdings: port and profile are released before exiting.
+    let cluster =
+        match Cluster::join(&args, &profile, holdings.listeners[0].0, std::process::id()).await {
+            Ok(cluster) => cluster,
+            Err(code) => return code,
+        };
     serve(
         args,
         profile,
         &state_dir,
         holdings,
+        cluster,
         started,
         executable,
-        &mut stop_signals,
-        &mut restart_signal,
+        (&mut stop_signals, &mut restart_signal),
     )
     .await
 }
@@ -209,6 +217,8 @@ enum Ending {
     Stop(&'static str),
     /// A successor serves: let go.
     HandedOver,
+    /// The cluster lock was lost (without `--standby`): stop, exit 75.
+    ClusterLockLost,
 }
 
 /// Serves until a stop signal or a completed handoff, then ends accordingly.
@@ -218,10 +228,10 @@ async fn serve(
     profile: ProfileName,
     state_dir: &Path,
     holdings: Holdings,
+    cluster: Cluster,
     started: Instant,
     executable: Executable,
-    stop_signals: &mut StopSignals,
-    restart_signal: &mut RestartSignal,
+    (stop_signals, restart_signal): (&mut StopSignals, &mut RestartSignal),
 ) -> ExitCode {
     let Holdings {
         listeners,
@@ -254,6 +264,7 @@ async fn serve(
             allowed_origins: args.allow_origins.clone(),
             loopback_hosts_only: endpoint.is_loopback(),
             max_connections: args.max_connections as usize,
+            cluster: cluster.gate(),
             max_buffered_bytes: (args.max_buffered_mb as usize).saturating_mul(1024 * 1024),
             message_timeout: Duration::from_millis(protocol::MESSAGE_TIMEOUT_MS),
         },
@@ -279,6 +290,9 @@ async fn serve(
     // The handoff in progress, and who asked for it.
     let mut handoff = None;
     let mut asker: Option<RestartRequest> = None;
+    // Keeps the cluster lock in a task of its own from its first poll: created once.
+    let cluster_lost = cluster.until_lost();
+    tokio::pin!(cluster_lost);
     let ending = loop {
         let next_request = async {
             match &control {
@@ -288,6 +302,10 @@ async fn serve(
         };
         tokio::select! {
             signal = stop_signals.next() => break Ending::Stop(signal),
+            () = &mut cluster_lost => {
+                tracing::error!("cluster lock lost; stopping");
+                break Ending::ClusterLockLost;
+            }
             () = restart_signal.next() => {
                 if let Err(refusal) = begin(&mut gate, predecessor.as_ref(), &notifier, "SIGHUP") {
                     tracing::warn!("SIGHUP ignored: {refusal}");
@@ -342,17 +360,27 @@ async fn serve(
     let sequence = ShutdownSequence {
         deadline: Duration::from_secs(args.shutdown_timeout),
     };
+    let lock_lost = matches!(ending, Ending::ClusterLockLost);
+    // The stop revokes the cluster lease once the WebSocket clients are gone.
+    let fenced = cluster.fenced(&server);
     let finishing = async {
         match ending {
             Ending::Stop(signal) => {
                 tracing::info!("{signal} received; stopping (send it again to exit at once)");
-                sequence.run(&server, &notifier, goodbye::STOPPING).await
+                sequence.run(&fenced, &notifier, goodbye::STOPPING).await
+            }
+            Ending::ClusterLockLost => {
+                sequence
+                    .run(&fenced, &notifier, goodbye::CLUSTER_LOCK_LOST)
+                    .await
             }
             Ending::HandedOver => sequence.hand_over(&server).await,
         }
     };
     let code = tokio::select! {
         outcome = finishing => match outcome {
+            // A lost cluster lock is temporary: a supervisor may restart (75).
+            StopOutcome::Clean if lock_lost => ExitCode::PortHeld,
             StopOutcome::Clean => ExitCode::Clean,
             StopOutcome::TimedOut => ExitCode::RuntimeFailure,
         },

@@ -2,6 +2,7 @@
 //! contract's code.
 
 mod cli;
+mod cluster;
 mod completions;
 mod daemon;
 #[cfg(test)]

@@ -53,7 +53,7 @@ _gateway() {
 
     case "${cmd}" in
         gateway)
-            opts="-h -V --port --profile --dev --bind --state-dir --token --allow-origin --max-connections --max-buffered-mb --shutdown-timeout --log-format --force --help --version status stop restart completions help"
+            opts="-h -V --port --profile --dev --bind --state-dir --token --allow-origin --max-connections --max-buffered-mb --shutdown-timeout --log-format --force --cluster-etcd --cluster-key --cluster-ttl --standby --help --version status stop restart completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,6 +97,18 @@ _gateway() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --cluster-etcd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

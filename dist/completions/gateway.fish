@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_gateway_global_optspecs
-    string join \n port= profile= dev bind= state-dir= token= allow-origin= max-connections= max-buffered-mb= shutdown-timeout= log-format= force h/help V/version
+    string join \n port= profile= dev bind= state-dir= token= allow-origin= max-connections= max-buffered-mb= shutdown-timeout= log-format= force cluster-etcd= cluster-key= cluster-ttl= standby h/help V/version
 end
 
 function __fish_gateway_needs_command
@@ -35,8 +35,12 @@ complete -c gateway -n "__fish_gateway_needs_command" -l max-buffered-mb -d 'MiB
 complete -c gateway -n "__fish_gateway_needs_command" -l shutdown-timeout -d 'Seconds the graceful stop may take before the gateway exits anyway (code 1)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l log-format -d 'Log line format' -r -f -a "text\t''
 json\t''"
+complete -c gateway -n "__fish_gateway_needs_command" -l cluster-etcd -d 'etcd endpoints of the cluster lock (http://HOST:PORT, comma-separated): only one gateway per --cluster-key is active across hosts' -r
+complete -c gateway -n "__fish_gateway_needs_command" -l cluster-key -d 'The name the gateways compete for [default: the profile name]' -r
+complete -c gateway -n "__fish_gateway_needs_command" -l cluster-ttl -d 'Seconds the cluster lock\'s lease lives without a keep-alive' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l dev -d 'Profile `dev` on port 19001 (an alternative to --profile)'
 complete -c gateway -n "__fish_gateway_needs_command" -l force -d 'Take the port from whatever holds it (SIGTERM, then SIGKILL after 2 s)'
+complete -c gateway -n "__fish_gateway_needs_command" -l standby -d 'When another gateway is active, wait as a standby instead of exiting 78'
 complete -c gateway -n "__fish_gateway_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gateway -n "__fish_gateway_needs_command" -s V -l version -d 'Print version'
 complete -c gateway -n "__fish_gateway_needs_command" -f -a "status" -d 'Tell whether a gateway runs on the port (exit 0), nothing does (3), or something else (4)'

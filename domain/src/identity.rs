@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ClusterView;
+
 /// The fixed facts of one gateway process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayIdentity {
@@ -39,10 +41,15 @@ pub struct HealthView<'a> {
     pub profile: &'a str,
     pub version: &'a str,
     pub uptime_ms: u64,
+    /// Only with `--cluster-etcd`: the key, the role and the fencing token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterView<'a>>,
 }
 
 /// The `status` a stopping gateway reports on `/healthz` (with `ok: false`, 503).
 pub const DRAINING_STATUS: &str = "draining";
+/// The `status` of a clustered gateway that waits for the cluster lock (200).
+pub const STANDBY_STATUS: &str = "standby";
 
 impl GatewayIdentity {
     /// This gateway's health once its stop has begun: still itself, no longer live.
@@ -65,6 +72,17 @@ impl GatewayIdentity {
             profile: &self.profile,
             version: &self.version,
             uptime_ms,
+            cluster: None,
+        }
+    }
+
+    /// This gateway's health as a member of a cluster: `standby` while it waits.
+    pub fn clustered<'a>(&'a self, uptime_ms: u64, cluster: ClusterView<'a>) -> HealthView<'a> {
+        let standby = cluster.role == crate::cluster::Role::Standby.as_str();
+        HealthView {
+            status: if standby { STANDBY_STATUS } else { "live" },
+            cluster: Some(cluster),
+            ..self.health(uptime_ms)
         }
     }
 }
@@ -138,5 +156,26 @@ mod tests {
             body,
             r#"{"ok":true,"status":"live","service":"gateway","pid":42,"port":5000,"profile":"default","version":"1.2.3","uptimeMs":7}"#
         );
+    }
+
+    #[test]
+    fn a_clustered_standby_says_so_and_names_its_key() {
+        use crate::cluster::{ClusterView, Role};
+        let identity = GatewayIdentity {
+            pid: 42,
+            port: 5000,
+            profile: "default".into(),
+            version: "1.2.3".into(),
+        };
+        let body = serde_json::to_string(
+            &identity.clustered(7, ClusterView::new("k", Role::Standby, None)),
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            r#"{"ok":true,"status":"standby","service":"gateway","pid":42,"port":5000,"profile":"default","version":"1.2.3","uptimeMs":7,"cluster":{"key":"k","role":"standby","fencingToken":null}}"#
+        );
+        let active = identity.clustered(7, ClusterView::new("k", Role::Active, Some(9)));
+        assert_eq!(active.status, "live");
     }
 }

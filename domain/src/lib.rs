@@ -5,6 +5,7 @@
 
 pub mod auth_delay;
 pub mod classify;
+pub mod cluster;
 pub mod config;
 pub mod endpoint;
 pub mod exit_code;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod etcd;
 pub mod tools;
 
 /// Generous: the machines are shared and noisy. Deadlines only bound failures.
@@ -77,6 +78,8 @@ pub fn gateway_command(args: &[&str], state_dir: &Path) -> Command {
         .env_remove("GATEWAY_PROFILE")
         .env_remove("GATEWAY_TOKEN")
         .env_remove("NOTIFY_SOCKET")
+        .env_remove("GATEWAY_CLUSTER_ETCD")
+        .env_remove("GATEWAY_CLUSTER_KEY")
         .env("GATEWAY_STATE_DIR", state_dir)
         .env("XDG_STATE_HOME", state_dir)
         .stdin(Stdio::null())

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use gateway_domain::protocol::goodbye::Goodbye;
 use gateway_domain::{Endpoint, GatewayIdentity, ServingGateway};
+
+use crate::cluster::ClusterGate;
 use tokio::net::TcpListener;
 
 use self::state::GatewayState;
@@ -44,6 +46,9 @@ pub struct ServerSettings {
     /// Time a WebSocket message has from its first frame to its last (close 1008
     /// `message timeout` after it).
     pub message_timeout: Duration,
+    /// With `--cluster-etcd`: whether this gateway is the active one (only that one
+    /// takes WebSocket sessions). `None` on a single host.
+    pub cluster: Option<Arc<ClusterGate>>,
 }
 
 /// A serving gateway. Implements the domain's [`ServingGateway`] so the app's stop

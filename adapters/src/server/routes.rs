@@ -46,6 +46,13 @@ pub(crate) async fn handle(
     let method = request.method().clone();
     let response = match request.uri().path() {
         "/healthz" => health(&method, &state),
+        "/readyz" if !state.may_act() => match method {
+            Method::GET | Method::HEAD => standby(json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"ready": false, "reason": "standby"}),
+            )),
+            _ => method_not_allowed("GET, HEAD"),
+        },
         "/readyz" => match method {
             Method::GET | Method::HEAD => json_response(
                 StatusCode::OK,
@@ -62,7 +69,15 @@ pub(crate) async fn handle(
         },
         "/" => match method {
             Method::GET if websocket::is_upgrade_request(&request) => {
-                websocket::upgrade(request, peer, state, slot)
+                match state.cluster.as_ref().map(|gate| gate.session_signal()) {
+                    None => websocket::upgrade(request, peer, state, slot, None),
+                    Some(Some(term)) => websocket::upgrade(request, peer, state, slot, Some(term)),
+                    Some(None) => close_after(standby(error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "standby",
+                        "this gateway is a standby: another one is active",
+                    ))),
+                }
             }
             Method::GET if status_page::wants_html(&request) => {
                 status_page::response(request_host(&request))
@@ -203,6 +218,14 @@ fn metrics_response<B>(request: &Request<B>, state: &GatewayState) -> JsonRespon
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
+    response
+}
+
+/// A refusal while this gateway is a standby: try again (maybe another host).
+fn standby(mut response: JsonResponse) -> JsonResponse {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 

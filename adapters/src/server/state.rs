@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use gateway_domain::GatewayIdentity;
 use gateway_domain::auth_delay::MAX_WAITING_ANSWERS;
+use gateway_domain::cluster::Role;
 use gateway_domain::identity::HealthView;
 use gateway_domain::protocol::dispatch::StatusReport;
 use gateway_domain::protocol::goodbye::{self, Goodbye};
@@ -15,6 +16,7 @@ use super::auth_throttle::AuthThrottle;
 use super::metrics::{Metrics, TextFormat};
 use super::stop_stage::StopStage;
 use super::websocket::MessageBudget;
+use crate::cluster::{ClusterGate, Seat};
 
 /// Shared state of one gateway.
 pub(crate) struct GatewayState {
@@ -51,6 +53,8 @@ pub(crate) struct GatewayState {
     /// Step 3: every HTTP connection task (one ends when its connection upgrades),
     /// told to finish in-flight requests and close.
     pub http: StopStage,
+    /// With `--cluster-etcd`: the role, asked at each request.
+    pub cluster: Option<Arc<ClusterGate>>,
 }
 
 impl GatewayState {
@@ -72,6 +76,7 @@ impl GatewayState {
             goodbye: OnceLock::new(),
             websockets: StopStage::default(),
             http: StopStage::default(),
+            cluster: settings.cluster,
         }
     }
 
@@ -98,7 +103,23 @@ impl GatewayState {
     }
 
     pub fn health(&self) -> HealthView<'_> {
-        self.identity.health(self.uptime_ms())
+        match &self.cluster {
+            None => self.identity.health(self.uptime_ms()),
+            Some(gate) => self
+                .identity
+                .clustered(self.uptime_ms(), gate.view(gate.seat())),
+        }
+    }
+
+    /// A clustered gateway's seat right now; `None` on a single host (always acts).
+    pub fn cluster_seat(&self) -> Option<Seat> {
+        self.cluster.as_ref().map(|gate| gate.seat())
+    }
+
+    /// Whether this gateway may serve WebSocket sessions now.
+    pub fn may_act(&self) -> bool {
+        self.cluster_seat()
+            .is_none_or(|seat| seat.role == Role::Active)
     }
 
     pub fn status(&self) -> StatusReport {

@@ -53,3 +53,8 @@ pub const MESSAGE_TOO_BIG: CloseInstruction = CloseInstruction {
     code: 1009,
     reason: "message too big",
 };
+/// This gateway lost the cluster lock: another one is or will be active (1012).
+pub const CLUSTER_LOCK_LOST: CloseInstruction = CloseInstruction {
+    code: 1012,
+    reason: crate::cluster::role::LOCK_LOST_REASON,
+};

@@ -34,6 +34,14 @@ pub const RESTARTING: Goodbye = Goodbye {
     },
 };
 
+/// This gateway lost the cluster lock: another one is or will be active; close 1012
+/// (the client may reconnect, to the new active).
+pub const CLUSTER_LOCK_LOST: Goodbye = Goodbye {
+    reason: close::CLUSTER_LOCK_LOST.reason,
+    restart_expected_ms: None,
+    close: close::CLUSTER_LOCK_LOST,
+};
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ShutdownPayload {

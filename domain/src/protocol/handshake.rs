@@ -40,6 +40,17 @@ pub fn evaluate_connect(
     expected_token: Option<&str>,
     server: &GatewayIdentity,
 ) -> HandshakeOutcome {
+    evaluate_fenced_connect(text, expected_token, server, None)
+}
+
+/// [`evaluate_connect`] for an active clustered gateway: `hello-ok` carries
+/// `server.fencingToken`.
+pub fn evaluate_fenced_connect(
+    text: &str,
+    expected_token: Option<&str>,
+    server: &GatewayIdentity,
+    fencing_token: Option<u64>,
+) -> HandshakeOutcome {
     let invalid = HandshakeOutcome::Rejected {
         response: None,
         close: close::INVALID_HANDSHAKE,
@@ -96,7 +107,7 @@ pub fn evaluate_connect(
     }
     HandshakeOutcome::Accepted {
         client: connect.client,
-        hello_ok: frame::ok_response(&request.id, &HelloOk::for_server(server)),
+        hello_ok: frame::ok_response(&request.id, &HelloOk::for_server(server, fencing_token)),
     }
 }
 
@@ -198,6 +209,9 @@ struct ServerInfo<'a> {
     version: &'a str,
     pid: u32,
     profile: &'a str,
+    /// Only when clustered: the lock's fencing token (see contract section 7).
+    #[serde(rename = "fencingToken", skip_serializing_if = "Option::is_none")]
+    fencing_token: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -208,7 +222,7 @@ struct Policy {
 }
 
 impl<'a> HelloOk<'a> {
-    fn for_server(server: &'a GatewayIdentity) -> Self {
+    fn for_server(server: &'a GatewayIdentity, fencing_token: Option<u64>) -> Self {
         Self {
             kind: "hello-ok",
             protocol: PROTOCOL_VERSION,
@@ -216,6 +230,7 @@ impl<'a> HelloOk<'a> {
                 version: &server.version,
                 pid: server.pid,
                 profile: &server.profile,
+                fencing_token,
             },
             methods: METHODS,
             events: EVENTS,
@@ -397,5 +412,20 @@ mod tests {
         assert!(!tokens_match(b"abc", b"abd"));
         assert!(!tokens_match(b"abc", b"abcd"));
         assert!(!tokens_match(b"", b"a"));
+    }
+
+    #[test]
+    fn an_active_clustered_gateway_names_its_fencing_token_in_hello_ok() {
+        let HandshakeOutcome::Accepted { hello_ok, .. } =
+            evaluate_fenced_connect(&connect(1, 1, ""), None, &server(), Some(12))
+        else {
+            panic!("rejected")
+        };
+        assert!(
+            hello_ok.contains(
+                r#""server":{"version":"0.1.0","pid":9,"profile":"default","fencingToken":12}"#
+            ),
+            "{hello_ok}"
+        );
     }
 }

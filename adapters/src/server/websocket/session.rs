@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::{SinkExt, StreamExt};
 use gateway_domain::protocol::close::{self, CloseInstruction};
 use gateway_domain::protocol::dispatch::{self, Method};
-use gateway_domain::protocol::handshake::{HandshakeOutcome, evaluate_connect};
+use gateway_domain::protocol::goodbye::{self, Goodbye};
+use gateway_domain::protocol::handshake::{HandshakeOutcome, evaluate_fenced_connect};
 use gateway_domain::protocol::{
     HANDSHAKE_TIMEOUT_MS, MAX_HANDSHAKE_PAYLOAD, MAX_PAYLOAD, TICK_INTERVAL_MS, frame,
 };
@@ -20,6 +21,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::sync::CancellationToken;
 
 use super::inbound_guard::{InboundGuard, Violation};
 use crate::server::metrics::{Handshake, Metrics, Request};
@@ -46,12 +48,24 @@ enum Incoming {
     Gone,
 }
 
-/// Runs one session to its end.
-pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<GatewayState>) {
+/// Runs one session to its end. `cluster_term` (clustered gateways only) is the
+/// fencing token of the active term the session belongs to, and the signal that
+/// the term ended.
+pub(crate) async fn run(
+    mut socket: Socket,
+    peer: SocketAddr,
+    state: Arc<GatewayState>,
+    cluster_term: Option<(u64, CancellationToken)>,
+) {
+    let (fencing_token, lock_lost) = match cluster_term {
+        Some((token, lost)) => (Some(token), lost),
+        None => (None, CancellationToken::new()),
+    };
     let shutdown = state.websockets.signal.clone();
     let handshake_timeout = Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
     let first = tokio::select! {
         () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
+        () = lock_lost.cancelled() => return say_lock_lost(&mut socket, &state).await,
         first = tokio::time::timeout(handshake_timeout, next_text(&mut socket, MAX_HANDSHAKE_PAYLOAD)) => first,
     };
     let metrics = &state.metrics;
@@ -71,7 +85,15 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
         Ok(Incoming::Gone) => return,
         Ok(Incoming::Text(text)) => text,
     };
-    match evaluate_connect(&text, state.token.as_deref(), &state.identity) {
+    if !state.may_act() || lock_lost.is_cancelled() {
+        return say_lock_lost(&mut socket, &state).await;
+    }
+    match evaluate_fenced_connect(
+        &text,
+        state.token.as_deref(),
+        &state.identity,
+        fencing_token,
+    ) {
         HandshakeOutcome::Rejected {
             response,
             close,
@@ -119,15 +141,17 @@ pub(crate) async fn run(mut socket: Socket, peer: SocketAddr, state: Arc<Gateway
     // Connected: from now on messages may be up to 1 MiB.
     socket.get_mut().set_message_limit(MAX_PAYLOAD);
     let _counted = state.client_connected();
-    serve(&mut socket, &state).await;
+    serve(&mut socket, &state, &lock_lost).await;
 }
 
 /// The connected phase: answer requests, send ticks, until either side ends it.
-async fn serve(socket: &mut Socket, state: &GatewayState) {
+async fn serve(socket: &mut Socket, state: &GatewayState, lock_lost: &CancellationToken) {
     // One registration with the stop token for the whole session, not one per message.
     let shutdown = state.websockets.signal.clone();
     let stopping = shutdown.cancelled();
     tokio::pin!(stopping);
+    let lost = lock_lost.cancelled();
+    tokio::pin!(lost);
     let period = Duration::from_millis(TICK_INTERVAL_MS);
     let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -135,8 +159,13 @@ async fn serve(socket: &mut Socket, state: &GatewayState) {
     loop {
         tokio::select! {
             biased;
+            // A lost lock is said first: the stop that follows it must not hide why.
+            () = &mut lost => return say_lock_lost(socket, state).await,
             () = &mut stopping => return say_goodbye(socket, state).await,
             incoming = next_text(socket, MAX_PAYLOAD) => match incoming {
+                // Asked at the moment of acting: a holder that just woke from a
+                // freeze has lost its lease before its keep-alive task knows it.
+                Incoming::Text(_) if !state.may_act() => return say_lock_lost(socket, state).await,
                 Incoming::Text(text) => {
                     if send(socket, answer(&text, state)).await.is_err() {
                         return;
@@ -147,6 +176,9 @@ async fn serve(socket: &mut Socket, state: &GatewayState) {
                 Incoming::Gone => return,
             },
             _ = ticks.tick() => {
+                if !state.may_act() {
+                    return say_lock_lost(socket, state).await;
+                }
                 seq += 1;
                 if send(socket, frame::tick_event(unix_ms(), seq)).await.is_err() {
                     return;
@@ -260,12 +292,26 @@ async fn refuse_mid_message(socket: &mut Socket, metrics: &Metrics, violation: V
 /// event, the close frame, and the wait for the client's close reply (bounded by the
 /// stop sequence's deadline).
 async fn say_goodbye(socket: &mut Socket, state: &GatewayState) {
-    let goodbye = state.goodbye();
+    farewell(socket, &state.metrics, state.goodbye()).await;
+}
+
+/// This gateway lost the cluster lock: the `shutdown` event with reason
+/// `cluster lock lost`, close 1012 (the client may reconnect, to the new active).
+async fn say_lock_lost(socket: &mut Socket, state: &GatewayState) {
+    let _ = tokio::time::timeout(
+        REFUSAL_CLOSE_GRACE,
+        farewell(socket, &state.metrics, goodbye::CLUSTER_LOCK_LOST),
+    )
+    .await;
+}
+
+/// A `shutdown` event, then a close frame, then the wait for the client's reply.
+async fn farewell(socket: &mut Socket, metrics: &Metrics, goodbye: Goodbye) {
     // Queue the event without flushing, so it leaves with the close frame in one write.
     let queued =
         tokio::time::timeout(SEND_TIMEOUT, socket.feed(Message::text(goodbye.event()))).await;
     if matches!(queued, Ok(Ok(()))) {
-        send_close(socket, &state.metrics, goodbye.close).await;
+        send_close(socket, metrics, goodbye.close).await;
         drain(socket).await;
     }
 }

@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
 
 use super::inbound_guard::InboundGuard;
 use super::session;
@@ -52,6 +53,7 @@ pub(crate) fn upgrade(
     peer: SocketAddr,
     state: Arc<GatewayState>,
     slot: Arc<ConnectionSlot>,
+    cluster_term: Option<(u64, CancellationToken)>,
 ) -> JsonResponse {
     let headers = request.headers();
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -113,7 +115,7 @@ pub(crate) fn upgrade(
                     session_state.message_timeout,
                 );
                 let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                session::run(socket, peer, session_state).await;
+                session::run(socket, peer, session_state, cluster_term).await;
             }
             Err(error) => tracing::debug!(%peer, %error, "websocket upgrade failed"),
         }

@@ -1,0 +1,12 @@
+//! The cluster lock's adapters: etcd behind the domain's `ClusterLock` port, the
+//! clocks a lease is judged by, and the gate through which the server learns its role.
+
+mod boot_clock;
+mod etcd_lock;
+mod gate;
+mod hostname;
+
+pub use boot_clock::BootClock;
+pub use etcd_lock::EtcdClusterLock;
+pub use gate::{ClusterGate, Seat};
+pub use hostname::this_host;

@@ -1,0 +1,17 @@
+//! One active gateway across hosts (contract section 7): the `ClusterLock` port an
+//! engine such as etcd implements, the clock it is judged by, and the pure policy
+//! that decides who is active, when to step down, and how refusals are reported.
+
+pub mod clock;
+pub mod error;
+pub mod key;
+pub mod lease_watch;
+pub mod lock;
+pub mod role;
+
+pub use clock::{Clock, Reading};
+pub use error::ClusterLockError;
+pub use key::ClusterKey;
+pub use lease_watch::{LeaseWatch, Standing};
+pub use lock::{Acquisition, ClusterLock, HeldLock, HolderRecord, LeaseId, LockFault};
+pub use role::{AfterLoss, ClusterView, Role};
