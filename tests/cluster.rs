@@ -332,3 +332,49 @@ fn an_active_gateway_whose_key_is_deleted_by_hand_steps_down_with_75() {
     assert!(stderr.contains("cluster lock lost"), "{stderr}");
     assert!(port_is_free(gateway.port));
 }
+
+#[test]
+fn a_restart_hands_the_lease_over_and_keeps_the_fencing_token() {
+    let Some(etcd) = Etcd::start() else { return };
+    let mut gateway = member(&etcd, "handed", 4, &[]);
+    let port = gateway.port;
+    let token = fencing_token(port);
+    let old_pid = gateway.child.id();
+    // A standby on another port, to prove the key never comes free.
+    let mut standby = member(&etcd, "handed", 4, &["--standby"]);
+    assert!(!is_active(standby.port));
+
+    gateway.signal(Signal::SIGHUP);
+    wait_until("the successor to serve", || {
+        http_get(port, "/healthz")
+            .is_some_and(|r| r.json()["pid"] != old_pid && r.json()["pid"].is_u64())
+    });
+    let successor = http_get(port, "/healthz").unwrap().json()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    let _successor_guard = KillPidOnDrop(successor);
+    assert_eq!(gateway.wait_exit().code(), Some(0));
+    assert!(is_active(port), "{:?}", cluster_of(port));
+    assert_eq!(
+        fencing_token(port),
+        token,
+        "the token changed across a restart"
+    );
+    // Well past the lease's TTL: the successor keeps it alive, the standby waits.
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        assert!(!is_active(standby.port), "the standby took the key");
+        assert!(is_active(port));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(standby.is_running());
+    // The successor's clean stop revokes the inherited lease: the standby takes over.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(successor as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let since = Instant::now();
+    time_until_active(standby.port, since, Duration::from_secs(2));
+    assert!(fencing_token(standby.port) > token);
+}

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gateway_adapters::cluster::this_host;
+use gateway_adapters::handoff::launch::LeaseSource;
 use gateway_adapters::{BootClock, ClusterGate, EtcdClusterLock};
 use gateway_domain::cluster::{
     Acquisition, AfterLoss, Clock, ClusterKey, ClusterLock, ClusterLockError, HeldLock,
-    HolderRecord, LeaseWatch, Standing,
+    HolderRecord, LeaseId, LeaseWatch, Standing,
 };
+use gateway_domain::handoff::InheritedLease;
 use gateway_domain::profile::ProfileName;
 use gateway_domain::protocol::goodbye::Goodbye;
 use gateway_domain::{Endpoint, ExitCode, ServingGateway};
@@ -72,11 +74,15 @@ impl Cluster {
     /// Joins the cluster named by `args`, if any: takes the lock, or (with
     /// `--standby`) prepares to wait for it. A refusal is printed on stderr and its
     /// exit code returned; the caller releases the port and the profile.
+    ///
+    /// A successor of a restart passes the lease its predecessor held (`inherited`):
+    /// it keeps that lease instead of taking a new one, so the fencing token stays.
     pub async fn join(
         args: &RunArgs,
         profile: &ProfileName,
         endpoint: Endpoint,
         pid: u32,
+        inherited: Option<InheritedLease>,
     ) -> Result<Self, ExitCode> {
         let Some(settings) = ClusterSettings::from_args(args, profile) else {
             return Ok(Self::Single);
@@ -91,7 +97,9 @@ impl Cluster {
             Err(fault) => return Err(refuse(&ClusterLockError::from(fault))),
         };
         let membership = Membership::new(settings, holder, Arc::new(lock), Arc::new(BootClock));
-        if !membership.settings.standby {
+        if let Some(lease) = inherited {
+            membership.take_over(lease).await.map_err(|e| refuse(&e))?;
+        } else if !membership.settings.standby {
             membership.acquire_now().await.map_err(|e| refuse(&e))?;
         }
         Ok(Self::Member(Arc::new(membership)))
@@ -116,6 +124,21 @@ impl Cluster {
         membership.remember_task(task.abort_handle());
         // A task that ended by panicking counts as lost: never act unsure.
         let _ = task.await;
+    }
+
+    /// What a restart passes on: the lease held right now, if active. Asked at each
+    /// launch (a standby may have become active since the start).
+    pub fn lease_source(&self) -> Option<LeaseSource> {
+        let Self::Member(membership) = self else {
+            return None;
+        };
+        let membership = Arc::clone(membership);
+        Some(Box::new(move || {
+            membership.held().map(|(held, _)| InheritedLease {
+                id: held.lease.0,
+                fencing_token: held.fencing_token,
+            })
+        }))
     }
 
     /// Gives the lock up: stops keeping it and revokes the lease, so a standby takes
@@ -230,6 +253,28 @@ impl Membership {
                 holder: holder.unwrap_or_else(unknown_holder),
             }),
         }
+    }
+
+    /// Takes over the lease a restart's predecessor held: one keep-alive (the lease
+    /// is then good for a whole TTL from now) and a check that the key still stands
+    /// under it, then active with the same fencing token. Anything else is a refusal:
+    /// the predecessor keeps serving, and its lease stays its own.
+    async fn take_over(&self, lease: InheritedLease) -> Result<(), ClusterLockError> {
+        let ttl = self.settings.ttl;
+        let held = HeldLock {
+            lease: LeaseId(lease.id),
+            fencing_token: lease.fencing_token,
+        };
+        let sent = self.clock.read();
+        let alive = self.lock.keep_alive(held.lease, ttl / 2).await?;
+        let standing = alive && self.lock.confirm(&self.settings.key, held, ttl / 2).await?;
+        if !standing {
+            return Err(ClusterLockError::Lost {
+                key: self.settings.key.to_string(),
+            });
+        }
+        self.became_active(held, LeaseWatch::granted(ttl, sent));
+        Ok(())
     }
 
     /// As a standby: waits for the key to come free, retrying an unreachable etcd.

@@ -16,7 +16,8 @@ use gateway_adapters::{
 };
 use gateway_domain::config::check_exposure;
 use gateway_domain::handoff::{
-    HandoffOutcome, RestartAnswer, RestartGate, SUCCESSOR_DEADLINE, SuccessorWord, hand_over,
+    HandoffOutcome, InheritedLease, RestartAnswer, RestartGate, SUCCESSOR_DEADLINE, SuccessorWord,
+    hand_over,
 };
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
@@ -50,6 +51,8 @@ struct Holdings {
     control: Option<ControlSocket>,
     /// Set when this process took over from another by a handoff.
     predecessor: Option<Predecessor>,
+    /// The cluster lease that predecessor held as the active gateway.
+    inherited_lease: Option<InheritedLease>,
 }
 
 /// Runs the gateway until it stops or hands over; returns the process exit code.
@@ -82,11 +85,18 @@ pub async fn run(args: RunArgs, started: Instant, executable: Executable) -> Exi
     };
     // Section 7: after the port and the profile, the cluster lock (when asked for).
     // A refusal drops the holdings: port and profile are released before exiting.
-    let cluster =
-        match Cluster::join(&args, &profile, holdings.listeners[0].0, std::process::id()).await {
-            Ok(cluster) => cluster,
-            Err(code) => return code,
-        };
+    let cluster = match Cluster::join(
+        &args,
+        &profile,
+        holdings.listeners[0].0,
+        std::process::id(),
+        holdings.inherited_lease,
+    )
+    .await
+    {
+        Ok(cluster) => cluster,
+        Err(code) => return code,
+    };
     serve(
         args,
         profile,
@@ -160,6 +170,7 @@ async fn take_the_lock(
         profile_lock,
         control,
         predecessor: None,
+        inherited_lease: None,
     })
 }
 
@@ -189,6 +200,7 @@ fn adopt(inherited: Result<Inheritance, String>) -> Result<Holdings, ExitCode> {
         profile_lock,
         control,
         predecessor: Some(inheritance.predecessor),
+        inherited_lease: inheritance.lease,
     })
 }
 
@@ -238,6 +250,7 @@ async fn serve(
         profile_lock,
         control,
         mut predecessor,
+        inherited_lease: _,
     } = holdings;
     make_room_for_connections(args.max_connections);
     let endpoint = listeners[0].0;
@@ -248,7 +261,10 @@ async fn serve(
             return ExitCode::RuntimeFailure;
         }
     };
-    let launcher = ExecLauncher::new(executable.program, executable.args, held);
+    let mut launcher = ExecLauncher::new(executable.program, executable.args, held);
+    if let Some(lease) = cluster.lease_source() {
+        launcher = launcher.with_lease(lease);
+    }
     let pid = std::process::id();
     let server = GatewayServer::serve(
         listeners,

@@ -33,12 +33,23 @@ pub struct HandoffSpec {
     pub report: i32,
     /// The parent's own stderr, to write to once the parent stops listening.
     pub stderr: i32,
+    /// The cluster lease the parent holds as the active gateway, and its fencing
+    /// token: the successor keeps it alive instead of taking a new one, so the token
+    /// does not change across a restart.
+    pub lease: Option<InheritedLease>,
+}
+
+/// A cluster lease passed across a handoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InheritedLease {
+    pub id: i64,
+    pub fencing_token: u64,
 }
 
 impl HandoffSpec {
     pub fn to_env(&self) -> String {
         let listeners: Vec<String> = self.listeners.iter().map(i32::to_string).collect();
-        format!(
+        let mut text = format!(
             "parent={};listeners={};lock={};control={};report={};stderr={}",
             self.parent,
             listeners.join(","),
@@ -47,7 +58,11 @@ impl HandoffSpec {
                 .map_or_else(|| "none".to_owned(), |fd| fd.to_string()),
             self.report,
             self.stderr
-        )
+        );
+        if let Some(lease) = self.lease {
+            text.push_str(&format!(";lease={}:{}", lease.id, lease.fencing_token));
+        }
+        text
     }
 
     /// Reads [`HANDOFF_ENV`]; `None` for anything malformed (a successor then
@@ -75,6 +90,16 @@ impl HandoffSpec {
             },
             report: fd("report")?,
             stderr: fd("stderr")?,
+            lease: match field("lease") {
+                None => None,
+                Some(lease) => {
+                    let (id, token) = lease.split_once(':')?;
+                    Some(InheritedLease {
+                        id: id.parse().ok()?,
+                        fencing_token: token.parse().ok()?,
+                    })
+                }
+            },
         };
         // Each number is taken into ownership once: a number named twice would be
         // closed twice.
@@ -411,6 +436,7 @@ mod tests {
             control: Some(6),
             report: 7,
             stderr: 8,
+            lease: None,
         };
         let text = spec.to_env();
         assert_eq!(
@@ -424,8 +450,17 @@ mod tests {
         };
         assert_eq!(
             HandoffSpec::parse(&without_control.to_env()),
-            Some(without_control)
+            Some(without_control.clone())
         );
+        let with_lease = HandoffSpec {
+            lease: Some(InheritedLease {
+                id: 7_587_888_000_123,
+                fencing_token: 42,
+            }),
+            ..without_control
+        };
+        assert!(with_lease.to_env().ends_with(";lease=7587888000123:42"));
+        assert_eq!(HandoffSpec::parse(&with_lease.to_env()), Some(with_lease));
     }
 
     #[test]
@@ -438,6 +473,8 @@ mod tests {
             "parent=1;listeners=3,a;lock=5;control=6;report=7;stderr=8",
             "parent=1;listeners=3;lock=5;control=6;report=7",
             "parent=1;listeners=3,5;lock=5;control=6;report=7;stderr=8",
+            "parent=1;listeners=3;lock=5;control=6;report=7;stderr=8;lease=12",
+            "parent=1;listeners=3;lock=5;control=6;report=7;stderr=8;lease=x:1",
         ] {
             assert_eq!(HandoffSpec::parse(text), None, "{text}");
         }

@@ -421,3 +421,15 @@ impl ForeignListener {
         self.child.is_running()
     }
 }
+
+/// A process this test did not spawn itself (a restart's successor, adopted by init
+/// once its parent exits), killed on drop so a failing test leaves nothing behind.
+pub struct KillPidOnDrop(pub u32);
+
+impl Drop for KillPidOnDrop {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}

@@ -15,7 +15,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use gateway_domain::handoff::{HANDOFF_ENV, HandoffSpec, SuccessorWord};
+use gateway_domain::handoff::{HANDOFF_ENV, HandoffSpec, InheritedLease, SuccessorWord};
 use socket2::{Domain, Socket, Type};
 
 /// What a handoff passed to this process.
@@ -30,6 +30,8 @@ pub struct Inheritance {
     /// The listening control socket of `gateway restart`, non-blocking, when the
     /// parent had one.
     pub control: Option<UnixListener>,
+    /// The cluster lease the parent held as the active gateway.
+    pub lease: Option<InheritedLease>,
 }
 
 /// The process a handoff came from: serving until this one says it serves, then
@@ -137,6 +139,7 @@ fn adopt(text: &str) -> Result<Inheritance, String> {
         listeners,
         lock,
         control,
+        lease: spec.lease,
     })
 }
 

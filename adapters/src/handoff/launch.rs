@@ -14,7 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use command_fds::{CommandFdExt, FdMapping};
 use gateway_domain::handoff::{
-    HANDOFF_ENV, HandoffSpec, Successor, SuccessorLauncher, SuccessorReport, SuccessorWord,
+    HANDOFF_ENV, HandoffSpec, InheritedLease, Successor, SuccessorLauncher, SuccessorReport,
+    SuccessorWord,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
@@ -43,7 +44,6 @@ pub struct HeldDescriptors {
 }
 
 /// Starts successors by `exec`.
-#[derive(Debug)]
 pub struct ExecLauncher {
     /// The executable as this process was started (not `/proc/self/exe`, which after
     /// an upgrade on disk is the deleted old file).
@@ -51,7 +51,13 @@ pub struct ExecLauncher {
     /// The arguments after the program name, as this process got them.
     args: Vec<OsString>,
     held: HeldDescriptors,
+    /// The cluster lease held at the moment of a launch, if any (an active clustered
+    /// gateway): asked at each launch, since a standby may have become active.
+    lease: Option<LeaseSource>,
 }
+
+/// Tells the launcher which cluster lease this process holds right now.
+pub type LeaseSource = Box<dyn Fn() -> Option<InheritedLease> + Send + Sync>;
 
 /// The executable this process was started as, for starting its successor: `argv[0]`
 /// made absolute against the start-up directory, or found on `PATH` like a shell
@@ -78,7 +84,14 @@ impl ExecLauncher {
             program,
             args,
             held,
+            lease: None,
         }
+    }
+
+    /// Passes the cluster lease held at each launch to the successor.
+    pub fn with_lease(mut self, source: LeaseSource) -> Self {
+        self.lease = Some(source);
+        self
     }
 
     fn spawn(&self) -> io::Result<ExecSuccessor> {
@@ -109,6 +122,7 @@ impl ExecLauncher {
             },
             report: pass(OwnedFd::from(report_writer)),
             stderr: pass(own_stderr),
+            lease: self.lease.as_ref().and_then(|source| source()),
         };
         let mut command = Command::new(&self.program);
         command

@@ -19,6 +19,11 @@ pub enum ClusterLockError {
     /// The engine did not answer.
     #[error("cannot reach the cluster lock at {url}: {reason}")]
     Unreachable { url: String, reason: String },
+
+    /// A restart's successor found the lease it inherited gone (expired, or the key
+    /// no longer under it): it must not act on it.
+    #[error("the cluster lock for \"{key}\" was lost before it could be taken over")]
+    Lost { key: String },
 }
 
 impl ClusterLockError {
@@ -28,11 +33,11 @@ impl ClusterLockError {
     }
 
     /// Another gateway is active: final, do not restart (78). An unreachable engine
-    /// may come back: temporary (75).
+    /// may come back, and a lost lock may be had again: temporary (75).
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::HeldElsewhere { .. } => ExitCode::Refused,
-            Self::Unreachable { .. } => ExitCode::PortHeld,
+            Self::Unreachable { .. } | Self::Lost { .. } => ExitCode::PortHeld,
         }
     }
 }
