@@ -16,6 +16,6 @@ pub use cluster::{BootClock, ClusterGate, EtcdClusterLock, Seat};
 pub use holder_probe::HttpHolderProbe;
 pub use port_owner::ProcPortOwners;
 pub use profile_lock::{FileProfileLocker, ProfileLockGuard};
-pub use server::{GatewayServer, ServerSettings};
+pub use server::{GatewayServer, RestartHistory, ServerSettings};
 pub use systemd_notifier::SystemdNotifier;
 pub use tcp_binder::TcpBinder;

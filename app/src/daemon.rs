@@ -12,7 +12,7 @@ use gateway_adapters::handoff::{
 };
 use gateway_adapters::{
     FileProfileLocker, GatewayServer, HttpHolderProbe, ProcPortOwners, ProfileLockGuard,
-    ServerSettings, SystemdNotifier, TcpBinder, fd_limit,
+    RestartHistory, ServerSettings, SystemdNotifier, TcpBinder, fd_limit,
 };
 use gateway_domain::config::check_exposure;
 use gateway_domain::handoff::{
@@ -53,6 +53,8 @@ struct Holdings {
     predecessor: Option<Predecessor>,
     /// The cluster lease that predecessor held as the active gateway.
     inherited_lease: Option<InheritedLease>,
+    /// How many handoffs led to this process (0 for a fresh start).
+    handoffs: u64,
 }
 
 /// Runs the gateway until it stops or hands over; returns the process exit code.
@@ -171,6 +173,7 @@ async fn take_the_lock(
         control,
         predecessor: None,
         inherited_lease: None,
+        handoffs: 0,
     })
 }
 
@@ -201,6 +204,7 @@ fn adopt(inherited: Result<Inheritance, String>) -> Result<Holdings, ExitCode> {
         control,
         predecessor: Some(inheritance.predecessor),
         inherited_lease: inheritance.lease,
+        handoffs: inheritance.handoffs,
     })
 }
 
@@ -251,6 +255,7 @@ async fn serve(
         control,
         mut predecessor,
         inherited_lease: _,
+        handoffs,
     } = holdings;
     make_room_for_connections(args.max_connections);
     let endpoint = listeners[0].0;
@@ -261,7 +266,8 @@ async fn serve(
             return ExitCode::RuntimeFailure;
         }
     };
-    let mut launcher = ExecLauncher::new(executable.program, executable.args, held);
+    let mut launcher =
+        ExecLauncher::new(executable.program, executable.args, held).after_handoffs(handoffs);
     if let Some(lease) = cluster.lease_source() {
         launcher = launcher.with_lease(lease);
     }
@@ -281,6 +287,10 @@ async fn serve(
             loopback_hosts_only: endpoint.is_loopback(),
             max_connections: args.max_connections as usize,
             cluster: cluster.gate(),
+            restarts: RestartHistory {
+                handed_over: handoffs,
+                takeover: predecessor.as_ref().map(|_| started.elapsed()),
+            },
             max_buffered_bytes: (args.max_buffered_mb as usize).saturating_mul(1024 * 1024),
             message_timeout: Duration::from_millis(protocol::MESSAGE_TIMEOUT_MS),
         },
@@ -354,6 +364,7 @@ async fn serve(
                     }
                     HandoffOutcome::Failed(failure) => {
                         tracing::error!("{failure}; still serving as pid {pid}");
+                        server.restart_failed();
                         notifier.ready();
                         gate.end();
                         if let Some(asker) = asker.take() {

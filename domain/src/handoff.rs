@@ -37,6 +37,8 @@ pub struct HandoffSpec {
     /// token: the successor keeps it alive instead of taking a new one, so the token
     /// does not change across a restart.
     pub lease: Option<InheritedLease>,
+    /// How many handoffs led to the successor, this one included (for `/metrics`).
+    pub handoffs: u64,
 }
 
 /// A cluster lease passed across a handoff.
@@ -62,6 +64,7 @@ impl HandoffSpec {
         if let Some(lease) = self.lease {
             text.push_str(&format!(";lease={}:{}", lease.id, lease.fencing_token));
         }
+        text.push_str(&format!(";handoffs={}", self.handoffs));
         text
     }
 
@@ -99,6 +102,10 @@ impl HandoffSpec {
                         fencing_token: token.parse().ok()?,
                     })
                 }
+            },
+            handoffs: match field("handoffs") {
+                None => 1,
+                Some(count) => count.parse().ok()?,
             },
         };
         // Each number is taken into ownership once: a number named twice would be
@@ -437,11 +444,12 @@ mod tests {
             report: 7,
             stderr: 8,
             lease: None,
+            handoffs: 2,
         };
         let text = spec.to_env();
         assert_eq!(
             text,
-            "parent=99;listeners=3,4;lock=5;control=6;report=7;stderr=8"
+            "parent=99;listeners=3,4;lock=5;control=6;report=7;stderr=8;handoffs=2"
         );
         assert_eq!(HandoffSpec::parse(&text), Some(spec.clone()));
         let without_control = HandoffSpec {
@@ -459,7 +467,7 @@ mod tests {
             }),
             ..without_control
         };
-        assert!(with_lease.to_env().ends_with(";lease=7587888000123:42"));
+        assert!(with_lease.to_env().contains(";lease=7587888000123:42;"));
         assert_eq!(HandoffSpec::parse(&with_lease.to_env()), Some(with_lease));
     }
 

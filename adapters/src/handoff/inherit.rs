@@ -32,6 +32,8 @@ pub struct Inheritance {
     pub control: Option<UnixListener>,
     /// The cluster lease the parent held as the active gateway.
     pub lease: Option<InheritedLease>,
+    /// How many handoffs led to this process, this one included.
+    pub handoffs: u64,
 }
 
 /// The process a handoff came from: serving until this one says it serves, then
@@ -140,6 +142,7 @@ fn adopt(text: &str) -> Result<Inheritance, String> {
         lock,
         control,
         lease: spec.lease,
+        handoffs: spec.handoffs,
     })
 }
 

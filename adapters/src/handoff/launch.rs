@@ -54,6 +54,8 @@ pub struct ExecLauncher {
     /// The cluster lease held at the moment of a launch, if any (an active clustered
     /// gateway): asked at each launch, since a standby may have become active.
     lease: Option<LeaseSource>,
+    /// How many handoffs led to this process: its successor's count is one more.
+    handoffs: u64,
 }
 
 /// Tells the launcher which cluster lease this process holds right now.
@@ -85,7 +87,14 @@ impl ExecLauncher {
             args,
             held,
             lease: None,
+            handoffs: 0,
         }
+    }
+
+    /// Counts the handoffs that led to this process, so its successor counts one more.
+    pub fn after_handoffs(mut self, handoffs: u64) -> Self {
+        self.handoffs = handoffs;
+        self
     }
 
     /// Passes the cluster lease held at each launch to the successor.
@@ -123,6 +132,7 @@ impl ExecLauncher {
             report: pass(OwnedFd::from(report_writer)),
             stderr: pass(own_stderr),
             lease: self.lease.as_ref().and_then(|source| source()),
+            handoffs: self.handoffs + 1,
         };
         let mut command = Command::new(&self.program);
         command

@@ -118,10 +118,28 @@ pub(crate) struct Metrics {
     /// Bytes read from and written to accepted connections (HTTP and WebSocket).
     received_bytes: Counter,
     sent_bytes: Counter,
+    /// Restarts by outcome: `handed_over` counts the handoffs of this gateway's
+    /// lineage (carried from process to process), `failed` the attempts this process
+    /// survived.
+    restarts: Vec<Counter>,
+    /// With `--cluster-etcd`: 1 while active, else 0; and the fencing token (0 when
+    /// not active). Set from the cluster gate at each scrape.
+    cluster: Option<(Gauge, Gauge)>,
+}
+
+/// Outcomes of a restart, in the order of [`Metrics::restarts`].
+const RESTART_OUTCOMES: [&str; 2] = ["handed_over", "failed"];
+
+/// What a process knows of the restarts before it: how many handoffs led to it, and
+/// how long its own takeover took (from its start to serving).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestartHistory {
+    pub handed_over: u64,
+    pub takeover: Option<std::time::Duration>,
 }
 
 impl Metrics {
-    pub fn new(version: &str) -> Self {
+    pub fn new(version: &str, history: RestartHistory, clustered: bool) -> Self {
         let mut registry = Registry::with_prefix("gateway");
 
         let build_info = Family::<[(&'static str, String); 1], Gauge>::default();
@@ -191,7 +209,43 @@ impl Metrics {
             sent_bytes.clone(),
         );
 
+        let restarts = counters(
+            &mut registry,
+            "restarts",
+            "Restarts by handoff: handed_over counts the handoffs that led to this process \
+             (carried across them), failed the attempts this process survived",
+            "outcome",
+            &RESTART_OUTCOMES,
+        );
+        restarts[0].inc_by(history.handed_over);
+        let takeover = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        takeover.set(history.takeover.map_or(0.0, |d| d.as_secs_f64()));
+        registry.register(
+            "takeover_seconds",
+            "How long this process took, from its start to serving, to take over from its \
+             predecessor (0 when it did not take over)",
+            takeover,
+        );
+        let cluster = clustered.then(|| {
+            let active = Gauge::default();
+            registry.register(
+                "cluster_active",
+                "1 while this gateway is the active holder of its cluster key, else 0 (standby)",
+                active.clone(),
+            );
+            let token = Gauge::default();
+            registry.register(
+                "cluster_fencing_token",
+                "The fencing token of the active term (the key's etcd create revision); 0 when \
+                 not active",
+                token.clone(),
+            );
+            (active, token)
+        });
+
         Self {
+            restarts,
+            cluster,
             registry,
             websocket_connections,
             http_connections,
@@ -202,6 +256,11 @@ impl Metrics {
             received_bytes,
             sent_bytes,
         }
+    }
+
+    /// A handoff failed and this process serves on.
+    pub fn restart_failed(&self) {
+        self.restarts[1].inc();
     }
 
     pub fn handshake(&self, outcome: Handshake) {
@@ -240,7 +299,12 @@ impl Metrics {
         format: TextFormat,
         open_connections: usize,
         websocket_clients: usize,
+        fencing_token: Option<u64>,
     ) -> String {
+        if let Some((active, token)) = &self.cluster {
+            active.set(i64::from(fencing_token.is_some()));
+            token.set(fencing_token.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)));
+        }
         let websocket = i64::try_from(websocket_clients).unwrap_or(i64::MAX);
         let all = i64::try_from(open_connections).unwrap_or(i64::MAX);
         self.websocket_connections.set(websocket);
@@ -318,7 +382,12 @@ mod tests {
 
     #[test]
     fn every_series_exists_from_the_start_at_zero() {
-        let text = Metrics::new("1.2.3").render(TextFormat::Prometheus, 0, 0);
+        let text = Metrics::new("1.2.3", RestartHistory::default(), false).render(
+            TextFormat::Prometheus,
+            0,
+            0,
+            None,
+        );
         for series in [
             r#"gateway_handshakes_total{outcome="timeout"}"#,
             r#"gateway_guard_refusals_total{guard="cap"}"#,
@@ -337,13 +406,13 @@ mod tests {
 
     #[test]
     fn events_move_their_own_counter_only() {
-        let metrics = Metrics::new("1.2.3");
+        let metrics = Metrics::new("1.2.3", RestartHistory::default(), false);
         metrics.handshake(Handshake::ProtocolMismatch);
         metrics.request(Request::Health);
         metrics.request(Request::Health);
         metrics.close_sent(1009);
         metrics.close_sent(4000);
-        let text = metrics.render(TextFormat::Prometheus, 5, 2);
+        let text = metrics.render(TextFormat::Prometheus, 5, 2, None);
         let value = |series: &str| sample(&text, series).unwrap();
         assert_eq!(
             value(r#"gateway_handshakes_total{outcome="protocol_mismatch"}"#),
@@ -366,13 +435,13 @@ mod tests {
 
     #[test]
     fn counters_are_described_by_their_sample_name_in_the_prometheus_format() {
-        let metrics = Metrics::new("1.2.3");
-        let prometheus = metrics.render(TextFormat::Prometheus, 0, 0);
+        let metrics = Metrics::new("1.2.3", RestartHistory::default(), false);
+        let prometheus = metrics.render(TextFormat::Prometheus, 0, 0, None);
         assert!(prometheus.contains("# TYPE gateway_requests_total counter\n"));
         assert!(prometheus.contains("# HELP gateway_requests_total WebSocket requests"));
         assert!(prometheus.contains("# TYPE gateway_open_connections gauge\n"));
         assert!(!prometheus.contains("# EOF"));
-        let open_metrics = metrics.render(TextFormat::OpenMetrics, 0, 0);
+        let open_metrics = metrics.render(TextFormat::OpenMetrics, 0, 0, None);
         assert!(open_metrics.contains("# TYPE gateway_requests counter\n"));
         assert!(open_metrics.ends_with("# EOF\n"));
     }
@@ -390,5 +459,36 @@ mod tests {
             )),
             TextFormat::OpenMetrics
         );
+    }
+
+    #[test]
+    fn restarts_carry_the_lineage_and_the_cluster_role_is_read_at_each_scrape() {
+        let history = RestartHistory {
+            handed_over: 3,
+            takeover: Some(std::time::Duration::from_millis(4)),
+        };
+        let metrics = Metrics::new("1.2.3", history, true);
+        metrics.restart_failed();
+        let text = metrics.render(TextFormat::Prometheus, 0, 0, Some(41));
+        assert_eq!(
+            sample(&text, r#"gateway_restarts_total{outcome="handed_over"}"#),
+            Some(3.0)
+        );
+        assert_eq!(
+            sample(&text, r#"gateway_restarts_total{outcome="failed"}"#),
+            Some(1.0)
+        );
+        assert_eq!(sample(&text, "gateway_takeover_seconds"), Some(0.004));
+        assert_eq!(sample(&text, "gateway_cluster_active"), Some(1.0));
+        assert_eq!(sample(&text, "gateway_cluster_fencing_token"), Some(41.0));
+        let standby = metrics.render(TextFormat::Prometheus, 0, 0, None);
+        assert_eq!(sample(&standby, "gateway_cluster_active"), Some(0.0));
+        let single = Metrics::new("1.2.3", RestartHistory::default(), false).render(
+            TextFormat::Prometheus,
+            0,
+            0,
+            None,
+        );
+        assert!(!single.contains("gateway_cluster_"), "{single}");
     }
 }

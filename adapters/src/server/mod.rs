@@ -21,6 +21,7 @@ use gateway_domain::{Endpoint, GatewayIdentity, ServingGateway};
 use crate::cluster::ClusterGate;
 use tokio::net::TcpListener;
 
+pub use self::metrics::RestartHistory;
 use self::state::GatewayState;
 use self::stop_stage::StopStage;
 
@@ -49,6 +50,8 @@ pub struct ServerSettings {
     /// With `--cluster-etcd`: whether this gateway is the active one (only that one
     /// takes WebSocket sessions). `None` on a single host.
     pub cluster: Option<Arc<ClusterGate>>,
+    /// The handoffs that led to this process, for `/metrics`.
+    pub restarts: RestartHistory,
 }
 
 /// A serving gateway. Implements the domain's [`ServingGateway`] so the app's stop
@@ -62,6 +65,11 @@ pub struct GatewayServer {
 }
 
 impl GatewayServer {
+    /// Counts a handoff this process survived (the successor failed), for `/metrics`.
+    pub fn restart_failed(&self) {
+        self.state.metrics.restart_failed();
+    }
+
     /// Starts serving on `listeners` (already bound: they are the lock).
     pub fn serve(listeners: Vec<(Endpoint, TcpListener)>, settings: ServerSettings) -> Self {
         let state = Arc::new(GatewayState::new(settings));

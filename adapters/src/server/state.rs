@@ -60,7 +60,11 @@ pub(crate) struct GatewayState {
 impl GatewayState {
     pub fn new(settings: ServerSettings) -> Self {
         Self {
-            metrics: Metrics::new(&settings.identity.version),
+            metrics: Metrics::new(
+                &settings.identity.version,
+                settings.restarts,
+                settings.cluster.is_some(),
+            ),
             identity: settings.identity,
             token: settings.token,
             allowed_origins: settings.allowed_origins,
@@ -139,6 +143,7 @@ impl GatewayState {
             format,
             self.open_connections.load(Ordering::Relaxed),
             self.websocket_clients.load(Ordering::Relaxed),
+            self.cluster_seat().and_then(|seat| seat.fencing_token),
         )
     }
 
