@@ -15,11 +15,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::metrics::{Guard, TextFormat};
+use super::response::{JsonResponse, close_after, error_response, json_response};
 use super::state::{ConnectionSlot, GatewayState};
 use super::{status_page, websocket};
-
-/// Every response body is JSON, the status page aside.
-pub(crate) type JsonResponse = Response<Full<Bytes>>;
 
 /// Routes one request.
 pub(crate) async fn handle(
@@ -177,14 +175,6 @@ fn declared_body_len<B>(request: &Request<B>) -> Option<u64> {
         .ok()
 }
 
-/// Marks a refusal so the connection closes after it.
-fn close_after(mut response: JsonResponse) -> JsonResponse {
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
 /// The answer to any request once the stop has begun.
 /// `/healthz` still says who we are (so `status`, `stop` and a starting gateway
 /// recognise a stopping gateway); everything else says why it is refused.
@@ -238,23 +228,5 @@ fn method_not_allowed(allow: &'static str) -> JsonResponse {
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
-}
-
-pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> JsonResponse {
-    json_response(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
-}
-
-pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> JsonResponse {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     response
 }
