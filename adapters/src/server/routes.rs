@@ -26,9 +26,8 @@ pub(crate) async fn handle(
     state: Arc<GatewayState>,
     slot: Arc<ConnectionSlot>,
 ) -> Result<JsonResponse, Infallible> {
-    if state.loopback_hosts_only && !host_is_loopback(&request) {
-        state.metrics.guard_refused(Guard::Host);
-        return Ok(forbidden_host());
+    if let Some(refused) = refuse_foreign_host(&request, &state) {
+        return Ok(refused);
     }
     if declared_body_len(&request).is_some_and(|len| len > MAX_BODY) {
         state.metrics.guard_refused(Guard::Size);
@@ -101,9 +100,8 @@ pub(crate) async fn handle_over_cap(
     request: Request<Incoming>,
     state: Arc<GatewayState>,
 ) -> Result<JsonResponse, Infallible> {
-    if state.loopback_hosts_only && !host_is_loopback(&request) {
-        state.metrics.guard_refused(Guard::Host);
-        return Ok(forbidden_host());
+    if let Some(refused) = refuse_foreign_host(&request, &state) {
+        return Ok(refused);
     }
     let path = request.uri().path();
     if state.is_draining() {
@@ -132,12 +130,18 @@ fn health(method: &Method, state: &GatewayState) -> JsonResponse {
     }
 }
 
-fn forbidden_host() -> JsonResponse {
-    close_after(error_response(
+/// The DNS-rebinding guard: when bound on loopback, a request addressed to any
+/// other host gets 403 and its connection closes.
+fn refuse_foreign_host<B>(request: &Request<B>, state: &GatewayState) -> Option<JsonResponse> {
+    if !state.loopback_hosts_only || host_is_loopback(request) {
+        return None;
+    }
+    state.metrics.guard_refused(Guard::Host);
+    Some(close_after(error_response(
         StatusCode::FORBIDDEN,
         "forbidden_host",
         "this gateway only answers requests addressed to localhost",
-    ))
+    )))
 }
 
 /// Largest request body accepted (bodies are never read; this bounds what a client
