@@ -48,7 +48,7 @@ impl PortOwnerLookup for ProcPortOwners {
 impl ProcPortOwners {
     /// One look, on the calling thread.
     #[cfg(target_os = "linux")]
-    pub fn look(endpoint: Endpoint) -> PortOwners {
+    fn look(endpoint: Endpoint) -> PortOwners {
         use procfs::net::TcpState;
         use procfs::process::FDTarget;
         use std::collections::HashSet;
@@ -94,7 +94,7 @@ impl ProcPortOwners {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn look(_endpoint: Endpoint) -> PortOwners {
+    fn look(_endpoint: Endpoint) -> PortOwners {
         PortOwners::Unknown
     }
 }
