@@ -11,11 +11,13 @@ pub mod profile_lock;
 pub mod server;
 pub mod systemd_notifier;
 pub mod tcp_binder;
+pub mod unix_time;
 
 pub use cluster::{BootClock, ClusterGate, EtcdClusterLock, Seat};
 pub use holder_probe::HttpHolderProbe;
 pub use port_owner::ProcPortOwners;
+pub use process_signal::SystemProcesses;
 pub use profile_lock::{FileProfileLocker, ProfileLockGuard};
-pub use server::{GatewayServer, RestartHistory, ServerSettings};
+pub use server::{GatewayServer, ProtocolTimings, RestartHistory, ServerSettings};
 pub use systemd_notifier::SystemdNotifier;
 pub use tcp_binder::TcpBinder;

@@ -4,18 +4,51 @@
 //! than `listeners` because it needs no extra system crates and reports exactly
 //! what the OS allows this user to see (other users' fds are unreadable).
 
+use std::time::Duration;
+
+use async_trait::async_trait;
 use gateway_domain::Endpoint;
 #[cfg(target_os = "linux")]
 use gateway_domain::port_owner::ProcessInfo;
 use gateway_domain::port_owner::{PortOwnerLookup, PortOwners};
 
+/// How often `freed_within` looks again.
+const POLL: Duration = Duration::from_millis(10);
+
 /// Looks up listening-socket owners in `/proc`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcPortOwners;
 
+#[async_trait]
 impl PortOwnerLookup for ProcPortOwners {
+    async fn owners(&self, endpoint: Endpoint) -> PortOwners {
+        // A look walks every process's descriptors: a blocking job, off the runtime.
+        tokio::task::spawn_blocking(move || Self::look(endpoint))
+            .await
+            .unwrap_or(PortOwners::Unknown)
+    }
+
+    async fn freed_within(&self, endpoint: Endpoint, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if matches!(
+                self.owners(endpoint).await,
+                PortOwners::None | PortOwners::EphemeralRange { .. }
+            ) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl ProcPortOwners {
+    /// One look, on the calling thread.
     #[cfg(target_os = "linux")]
-    fn owners(&self, endpoint: Endpoint) -> PortOwners {
+    fn look(endpoint: Endpoint) -> PortOwners {
         use procfs::net::TcpState;
         use procfs::process::FDTarget;
         use std::collections::HashSet;
@@ -61,7 +94,7 @@ impl PortOwnerLookup for ProcPortOwners {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn owners(&self, _endpoint: Endpoint) -> PortOwners {
+    fn look(_endpoint: Endpoint) -> PortOwners {
         PortOwners::Unknown
     }
 }
@@ -82,7 +115,7 @@ mod tests {
     fn finds_this_process_as_the_owner_of_its_listener() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let owners = ProcPortOwners.owners(Endpoint::new("127.0.0.1".parse().unwrap(), port));
+        let owners = ProcPortOwners::look(Endpoint::new("127.0.0.1".parse().unwrap(), port));
         let PortOwners::Visible(owners) = owners else {
             panic!("not visible: {owners:?}")
         };
@@ -95,7 +128,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let owners = ProcPortOwners.owners(Endpoint::new("127.0.0.1".parse().unwrap(), port));
+        let owners = ProcPortOwners::look(Endpoint::new("127.0.0.1".parse().unwrap(), port));
         let in_range = ephemeral_range().is_some_and(|(low, high)| (low..=high).contains(&port));
         if in_range {
             assert!(
@@ -105,5 +138,34 @@ mod tests {
         } else {
             assert_eq!(owners, PortOwners::None);
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod waiting {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_closed_while_waiting_is_seen_free() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = Endpoint::new(
+            "127.0.0.1".parse().unwrap(),
+            listener.local_addr().unwrap().port(),
+        );
+        assert!(
+            !ProcPortOwners
+                .freed_within(endpoint, Duration::from_millis(30))
+                .await
+        );
+        let closer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(listener);
+        });
+        assert!(
+            ProcPortOwners
+                .freed_within(endpoint, Duration::from_secs(10))
+                .await
+        );
+        closer.await.unwrap();
     }
 }

@@ -1,18 +1,26 @@
-//! Signalling other processes, for `gateway stop` and `--force`.
+//! Signalling other processes, for `gateway stop` and `--force`: the domain's
+//! `ProcessControl` over `kill(2)` and `/proc/PID/stat`.
 
 use std::io;
 
+use gateway_domain::process_control::ProcessControl;
+pub use gateway_domain::process_control::StopSignal;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// The signals the gateway ever sends to others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopSignal {
-    /// Ask for a graceful stop.
-    Terminate,
-    /// Stop now.
-    Kill,
+/// The processes of this host, as `kill(2)` and `/proc` show them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemProcesses;
+
+impl ProcessControl for SystemProcesses {
+    fn signal(&self, pid: u32, signal: StopSignal) -> io::Result<()> {
+        send(pid, signal)
+    }
+
+    fn is_alive(&self, pid: u32) -> bool {
+        is_alive(pid)
+    }
 }
 
 /// Sends `signal` to `pid`. Refuses to signal this very process or pid 0/1.

@@ -129,19 +129,36 @@ fn open_lock_file(path: &Path) -> std::io::Result<File> {
 
 /// The holder's record; it may be a moment between locking and writing.
 fn read_holder(path: &Path) -> Option<LockRecord> {
-    let deadline = Instant::now() + RECORD_GRACE;
-    loop {
-        if let Some(record) = fs::read_to_string(path)
+    let read = || {
+        fs::read_to_string(path)
             .ok()
             .as_deref()
             .and_then(LockRecord::parse)
-        {
-            return Some(record);
+    };
+    if let Some(record) = read() {
+        return Some(record);
+    }
+    // Waiting for the record blocks this thread for up to RECORD_GRACE. On the
+    // multi-threaded runtime the gateway runs on, the runtime is told first, so
+    // that its other tasks move to another worker instead of waiting too.
+    let wait = || {
+        let deadline = Instant::now() + RECORD_GRACE;
+        loop {
+            std::thread::sleep(Duration::from_millis(5));
+            if let Some(record) = read() {
+                return Some(record);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
         }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    };
+    let on_multi_thread_runtime = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if on_multi_thread_runtime {
+        tokio::task::block_in_place(wait)
+    } else {
+        wait()
     }
 }
 

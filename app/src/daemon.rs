@@ -4,12 +4,13 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use gateway_adapters::handoff::{
     ControlSocket, ExecLauncher, HeldDescriptors, Inheritance, Predecessor, RestartRequest,
     take_handoff, take_socket_activation,
 };
+use gateway_adapters::unix_time::unix_ms;
 use gateway_adapters::{
     FileProfileLocker, GatewayServer, HttpHolderProbe, ProcPortOwners, ProfileLockGuard,
     RestartHistory, ServerSettings, SystemdNotifier, TcpBinder, fd_limit,
@@ -491,11 +492,4 @@ fn report_details(refusal: &Refusal) -> ExitCode {
         eprintln!("{line}");
     }
     refusal.exit_code()
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -46,6 +46,6 @@ pub async fn observe(endpoint: Endpoint) -> PortStatus {
         Holder::Unconfirmed => None,
     };
     let accepting = health.is_some() || is_accepting(endpoint, CONNECT_BUDGET).await;
-    let owners = ProcPortOwners.owners(endpoint);
+    let owners = ProcPortOwners.owners(endpoint).await;
     PortStatus::observe(endpoint, health, accepting, owners)
 }

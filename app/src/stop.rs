@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use gateway_adapters::SystemProcesses;
 use gateway_adapters::holder_probe::is_accepting;
-use gateway_adapters::process_signal::{self, StopSignal};
 use gateway_domain::port_status::{StopPlan, plan_stop};
+use gateway_domain::process_control::{ProcessControl, StopSignal};
 use gateway_domain::{Endpoint, ExitCode};
 
 use crate::cli::StopArgs;
@@ -31,7 +32,7 @@ pub async fn run(args: StopArgs) -> ExitCode {
             await_stop(endpoint, pid, args.timeout).await
         }
         StopPlan::Terminate { pid } => {
-            if let Err(error) = process_signal::send(pid, StopSignal::Terminate) {
+            if let Err(error) = SystemProcesses.signal(pid, StopSignal::Terminate) {
                 eprintln!("gateway stop: cannot signal gateway pid {pid}: {error}");
                 return ExitCode::RuntimeFailure;
             }
@@ -45,7 +46,7 @@ async fn await_stop(endpoint: Endpoint, pid: u32, timeout_secs: u64) -> ExitCode
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     loop {
         let port_free = !is_accepting(endpoint, CONNECT_BUDGET).await;
-        if port_free && !process_signal::is_alive(pid) {
+        if port_free && !SystemProcesses.is_alive(pid) {
             println!("stopped gateway pid {pid} on {endpoint}");
             return ExitCode::Clean;
         }

@@ -125,6 +125,19 @@ impl HealthReport {
     }
 }
 
+/// The one test gateway: profile `default`, version `0.1.0`.
+#[cfg(test)]
+impl GatewayIdentity {
+    pub(crate) fn fixture(pid: u32, port: u16) -> Self {
+        Self {
+            pid,
+            port,
+            profile: "default".into(),
+            version: "0.1.0".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,10 +145,8 @@ mod tests {
     #[test]
     fn the_borrowed_view_writes_the_same_body_as_the_report() {
         let identity = GatewayIdentity {
-            pid: 1,
-            port: 2,
             profile: "p\"q".into(),
-            version: "v".into(),
+            ..GatewayIdentity::fixture(1, 2)
         };
         assert_eq!(
             serde_json::to_string(&identity.health(3)).unwrap(),
@@ -145,35 +156,25 @@ mod tests {
 
     #[test]
     fn healthz_body_has_the_contract_shape_and_order() {
-        let identity = GatewayIdentity {
-            pid: 42,
-            port: 5000,
-            profile: "default".into(),
-            version: "1.2.3".into(),
-        };
+        let identity = GatewayIdentity::fixture(42, 5000);
         let body = serde_json::to_string(&HealthReport::live(&identity, 7)).unwrap();
         assert_eq!(
             body,
-            r#"{"ok":true,"status":"live","service":"gateway","pid":42,"port":5000,"profile":"default","version":"1.2.3","uptimeMs":7}"#
+            r#"{"ok":true,"status":"live","service":"gateway","pid":42,"port":5000,"profile":"default","version":"0.1.0","uptimeMs":7}"#
         );
     }
 
     #[test]
     fn a_clustered_standby_says_so_and_names_its_key() {
         use crate::cluster::{ClusterView, Role};
-        let identity = GatewayIdentity {
-            pid: 42,
-            port: 5000,
-            profile: "default".into(),
-            version: "1.2.3".into(),
-        };
+        let identity = GatewayIdentity::fixture(42, 5000);
         let body = serde_json::to_string(
             &identity.clustered(7, ClusterView::new("k", Role::Standby, None)),
         )
         .unwrap();
         assert_eq!(
             body,
-            r#"{"ok":true,"status":"standby","service":"gateway","pid":42,"port":5000,"profile":"default","version":"1.2.3","uptimeMs":7,"cluster":{"key":"k","role":"standby","fencingToken":null}}"#
+            r#"{"ok":true,"status":"standby","service":"gateway","pid":42,"port":5000,"profile":"default","version":"0.1.0","uptimeMs":7,"cluster":{"key":"k","role":"standby","fencingToken":null}}"#
         );
         let active = identity.clustered(7, ClusterView::new("k", Role::Active, Some(9)));
         assert_eq!(active.status, "live");

@@ -1,6 +1,7 @@
 //! The gateway's domain: what the single-instance lock means, how a bind failure is
 //! classified, which exit code each outcome earns, and the control protocol's rules.
-//! Nothing here touches a socket, a file, a clock or a runtime.
+//! Nothing here touches a socket, a file, a clock or a runtime. The ports through which
+//! it reaches them are listed together in [`ports`].
 #![forbid(unsafe_code)]
 
 pub mod auth_delay;
@@ -8,6 +9,7 @@ pub mod classify;
 pub mod cluster;
 pub mod config;
 pub mod endpoint;
+pub mod eviction;
 pub mod exit_code;
 pub mod guards;
 pub mod handoff;
@@ -20,9 +22,12 @@ pub mod port_binder;
 pub mod port_lock;
 pub mod port_owner;
 pub mod port_status;
+pub mod ports;
+pub mod process_control;
 pub mod profile;
 pub mod protocol;
 pub mod serving;
+pub mod uptime;
 
 pub use classify::classify_bind_error;
 pub use endpoint::Endpoint;

@@ -22,12 +22,14 @@ pub enum GatewayLockError {
 
     /// The profile's lock file is held by a gateway serving on another port.
     #[error(
-        "profile \"{profile}\" is already in use by the gateway on {holder_url} (pid {holder_pid})"
+        "profile \"{profile}\" is already in use by the gateway on {holder_url} (pid {})",
+        PidOrUnknown(.holder_pid)
     )]
     ProfileInUse {
         profile: String,
         holder_url: String,
-        holder_pid: String,
+        /// The holder's pid, when its lock file could be read.
+        holder_pid: Option<u32>,
         /// The holder's port, when its lock file says, for the hint.
         holder_port: Option<u16>,
     },
@@ -40,6 +42,19 @@ pub enum GatewayLockError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A pid as the profile refusal prints it: `unknown` when the holder's lock file
+/// could not be read.
+struct PidOrUnknown<'a>(&'a Option<u32>);
+
+impl std::fmt::Display for PidOrUnknown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self.0 {
+            Some(pid) => write!(f, "{pid}"),
+            None => f.write_str("unknown"),
+        }
+    }
 }
 
 impl GatewayLockError {

@@ -5,6 +5,7 @@ use crate::exit_code::ExitCode;
 use crate::holder::Holder;
 use crate::lock_error::GatewayLockError;
 use crate::port_owner::PortOwners;
+use crate::uptime::human_uptime;
 
 /// A start that did not get the lock, with everything needed to report it.
 #[derive(Debug)]
@@ -126,17 +127,6 @@ fn stop_command(endpoint: &crate::Endpoint) -> String {
     }
 }
 
-/// `3h 2m 5s`-style uptime for people.
-pub fn human_uptime(uptime_ms: u64) -> String {
-    let secs = uptime_ms / 1000;
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m {s}s"),
-        _ => format!("{h}h {m}m {s}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,12 +139,7 @@ mod tests {
     }
 
     fn gateway_holder() -> Holder {
-        let id = GatewayIdentity {
-            pid: 77,
-            port: 4321,
-            profile: "default".into(),
-            version: "0.1.0".into(),
-        };
+        let id = GatewayIdentity::fixture(77, 4321);
         Holder::Gateway(Box::new(HealthReport::live(&id, 3_723_000)))
     }
 

@@ -6,8 +6,8 @@ use serde::Serialize;
 use crate::endpoint::Endpoint;
 use crate::exit_code::ExitCode;
 use crate::identity::HealthReport;
-use crate::lock_policy::human_uptime;
 use crate::port_owner::PortOwners;
+use crate::uptime::human_uptime;
 
 /// The three states of the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,15 +183,7 @@ mod tests {
     }
 
     fn report(pid: u32) -> HealthReport {
-        HealthReport::live(
-            &GatewayIdentity {
-                pid,
-                port: 5555,
-                profile: "default".into(),
-                version: "0.1.0".into(),
-            },
-            61_000,
-        )
+        HealthReport::live(&GatewayIdentity::fixture(pid, 5555), 61_000)
     }
 
     fn owner(pid: u32, program: &str) -> PortOwners {

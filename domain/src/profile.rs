@@ -5,6 +5,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::lock_policy::Refusal;
+
 /// The longest profile name accepted.
 pub const MAX_PROFILE_NAME: usize = 64;
 /// The lock file inside a profile's state directory.
@@ -129,9 +131,7 @@ impl ProfileLockFailure {
                 holder_url: holder
                     .as_ref()
                     .map_or_else(|| "an unknown address".to_owned(), |h| h.url.clone()),
-                holder_pid: holder
-                    .as_ref()
-                    .map_or_else(|| "unknown".to_owned(), |h| h.pid.to_string()),
+                holder_pid: holder.as_ref().map(|h| h.pid),
                 holder_port: holder.as_ref().map(|h| h.port),
             },
             Self::Unavailable { path, source } => crate::GatewayLockError::ProfileUnavailable {
@@ -164,9 +164,28 @@ pub trait ProfileLocker: Send + Sync {
     fn current_holder(&self, dir: &Path) -> Option<LockRecord>;
 }
 
+/// Takes the profile's lock, once the port is held. A refusal carries the
+/// contract's `profile "NAME" is already in use ...` line.
+pub fn take_profile_lock<L: ProfileLocker>(
+    locker: &L,
+    profile: &ProfileName,
+    state_dir: &Path,
+    record: &LockRecord,
+) -> Result<L::Guard, Refusal> {
+    locker
+        .acquire(state_dir, record)
+        .map_err(|failure| Refusal {
+            error: failure.into_lock_error(profile),
+            holder: None,
+            owners: None,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit_code::ExitCode;
+    use mockall::mock;
 
     #[test]
     fn ordinary_names_are_accepted() {
@@ -240,5 +259,101 @@ mod tests {
         assert_eq!(LockRecord::parse(&r.to_text()), Some(r));
         assert_eq!(LockRecord::parse(""), None);
         assert_eq!(LockRecord::parse("pid=12\n"), None);
+    }
+
+    mock! {
+        Locker {}
+        impl ProfileLocker for Locker {
+            type Guard = ();
+            fn acquire(&self, dir: &Path, record: &LockRecord) -> Result<(), ProfileLockFailure>;
+            fn current_holder(&self, dir: &Path) -> Option<LockRecord>;
+        }
+    }
+
+    fn record() -> LockRecord {
+        LockRecord {
+            pid: 99,
+            url: "ws://127.0.0.1:4001".into(),
+            port: 4001,
+            started_unix_ms: 0,
+        }
+    }
+
+    fn profile() -> ProfileName {
+        ProfileName::parse("work").unwrap()
+    }
+
+    #[test]
+    fn a_free_profile_is_locked_in_its_state_dir() {
+        let mut locker = MockLocker::new();
+        locker
+            .expect_acquire()
+            .withf(|dir, record| dir == Path::new("/state/work") && record.pid == 99)
+            .once()
+            .returning(|_, _| Ok(()));
+        assert!(
+            take_profile_lock(&locker, &profile(), Path::new("/state/work"), &record()).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_profile_held_by_another_gateway_exits_78_naming_it() {
+        let mut locker = MockLocker::new();
+        locker.expect_acquire().returning(|_, _| {
+            Err(ProfileLockFailure::Held {
+                holder: Some(LockRecord {
+                    pid: 4242,
+                    url: "ws://127.0.0.1:5000".into(),
+                    port: 5000,
+                    started_unix_ms: 0,
+                }),
+            })
+        });
+        let refusal =
+            take_profile_lock(&locker, &profile(), Path::new("/s"), &record()).unwrap_err();
+        assert_eq!(refusal.exit_code(), ExitCode::Refused);
+        let lines = refusal.report_lines();
+        assert_eq!(
+            lines[0],
+            "GatewayLockError: profile \"work\" is already in use by the gateway on ws://127.0.0.1:5000 (pid 4242)"
+        );
+        assert!(
+            lines[1].contains("gateway stop --port 5000"),
+            "{}",
+            lines[1]
+        );
+    }
+
+    #[test]
+    fn a_profile_held_by_an_unreadable_holder_says_so() {
+        let mut locker = MockLocker::new();
+        locker
+            .expect_acquire()
+            .returning(|_, _| Err(ProfileLockFailure::Held { holder: None }));
+        let refusal =
+            take_profile_lock(&locker, &profile(), Path::new("/s"), &record()).unwrap_err();
+        assert_eq!(refusal.exit_code(), ExitCode::Refused);
+        assert_eq!(
+            refusal.report_lines()[0],
+            "GatewayLockError: profile \"work\" is already in use by the gateway on an unknown address (pid unknown)"
+        );
+    }
+
+    #[test]
+    fn an_unusable_state_dir_is_a_runtime_failure() {
+        let mut locker = MockLocker::new();
+        locker.expect_acquire().returning(|dir, _| {
+            Err(ProfileLockFailure::Unavailable {
+                path: dir.to_path_buf(),
+                source: io::Error::from(io::ErrorKind::PermissionDenied),
+            })
+        });
+        let refusal =
+            take_profile_lock(&locker, &profile(), Path::new("/s"), &record()).unwrap_err();
+        assert_eq!(refusal.exit_code(), ExitCode::RuntimeFailure);
+        assert!(
+            refusal.report_lines()[0]
+                .starts_with("GatewayLockError: cannot lock profile \"work\" at /s: ")
+        );
     }
 }

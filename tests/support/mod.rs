@@ -33,13 +33,22 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// Polls `condition` until it holds or `DEADLINE` passes.
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
+/// The one deadline loop: polls `poll` every few milliseconds until it gives a value,
+/// and panics naming `what` once `within` has passed without one.
+pub fn poll_until<T>(what: &str, within: Duration, mut poll: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = poll() {
+            return value;
+        }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Polls `condition` until it holds or `DEADLINE` passes.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    poll_until(what, DEADLINE, || condition().then_some(()));
 }
 
 /// A fresh state directory, removed on drop.
@@ -155,16 +164,16 @@ impl Gateway {
 
     pub fn wait_healthy(&mut self) {
         let port = self.port;
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        let exited = poll_until("the gateway to become healthy", DEADLINE, || {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("gateway exited early with {status}: {}", self.stderr_now());
+                return Some(Some(status));
             }
-            if http_get(port, "/healthz").is_some_and(|r| r.status == 200) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "gateway never became healthy");
-            std::thread::sleep(Duration::from_millis(5));
+            http_get(port, "/healthz")
+                .is_some_and(|r| r.status == 200)
+                .then_some(None)
+        });
+        if let Some(status) = exited {
+            panic!("gateway exited early with {status}: {}", self.stderr_now());
         }
     }
 
@@ -178,14 +187,9 @@ impl Gateway {
 
     /// Waits for the exit; panics past the deadline.
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "gateway did not exit in time");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        poll_until("the gateway to exit", DEADLINE, || {
+            self.child.try_wait().expect("try_wait")
+        })
     }
 
     /// Everything written to stderr so far (call after exit to get it all).
@@ -346,25 +350,49 @@ pub mod ws {
     pub async fn finish(client: &mut Client) {
         while let Some(Ok(_)) = client.next().await {}
     }
+
+    /// A masked client frame, written by hand: for messages a library would not send
+    /// (stalled half-way, split into 1-byte fragments).
+    pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x5a, 0x17, 0xc3, 0x08];
+        let mut out = vec![(u8::from(fin) << 7) | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        out
+    }
+
+    /// Writes raw bytes on a client's connection, under tungstenite's feet.
+    pub async fn write_raw(client: &mut Client, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let tokio_tungstenite::MaybeTlsStream::Plain(stream) = client.get_mut() else {
+            panic!("a plain TCP client")
+        };
+        stream.write_all(bytes).await.expect("raw write");
+    }
 }
 
 /// Runs `gateway ARGS` (status, stop...) to completion: code, stdout, stderr.
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
     let state = TempDir::new("cli");
-    let mut child = gateway_command(args, state.path())
-        .spawn()
-        .expect("spawn gateway");
-    let deadline = Instant::now() + DEADLINE * 2;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("gateway {args:?} did not finish in time");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let mut child = KilledOnDrop(
+        gateway_command(args, state.path())
+            .spawn()
+            .expect("spawn gateway"),
+    );
+    let status = poll_until(&format!("gateway {args:?} to finish"), DEADLINE * 2, || {
+        child.try_wait().unwrap()
+    });
     let mut stdout = String::new();
     let mut stderr = String::new();
     child

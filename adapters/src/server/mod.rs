@@ -5,6 +5,7 @@ mod auth_throttle;
 mod connection;
 mod counted_stream;
 mod metrics;
+mod response;
 mod routes;
 mod state;
 mod status_page;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use gateway_domain::protocol::goodbye::Goodbye;
+use gateway_domain::protocol::{self, goodbye::Goodbye};
 use gateway_domain::{Endpoint, GatewayIdentity, ServingGateway};
 
 use crate::cluster::ClusterGate;
@@ -54,6 +55,29 @@ pub struct ServerSettings {
     pub restarts: RestartHistory,
 }
 
+/// The protocol's two clocks. The daemon uses the defaults, the protocol's constants
+/// (`hello-ok` announces the 30 s tick); tests shorten them to check the behaviour
+/// in milliseconds instead of half a minute.
+///
+/// Kept beside [`ServerSettings`] rather than in it only while `app/src/daemon.rs`
+/// builds the settings field by field; they belong in the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolTimings {
+    /// Between two `tick` events on a connected session.
+    pub tick_interval: Duration,
+    /// Time a client has to send `connect`: close 1008 `handshake timeout` after it.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ProtocolTimings {
+    fn default() -> Self {
+        Self {
+            tick_interval: Duration::from_millis(protocol::TICK_INTERVAL_MS),
+            handshake_timeout: Duration::from_millis(protocol::HANDSHAKE_TIMEOUT_MS),
+        }
+    }
+}
+
 /// A serving gateway. Implements the domain's [`ServingGateway`] so the app's stop
 /// sequence can drain it in the contract's order.
 pub struct GatewayServer {
@@ -72,7 +96,16 @@ impl GatewayServer {
 
     /// Starts serving on `listeners` (already bound: they are the lock).
     pub fn serve(listeners: Vec<(Endpoint, TcpListener)>, settings: ServerSettings) -> Self {
-        let state = Arc::new(GatewayState::new(settings));
+        Self::serve_with_timings(listeners, settings, ProtocolTimings::default())
+    }
+
+    /// [`Self::serve`], with the protocol's clocks set.
+    pub fn serve_with_timings(
+        listeners: Vec<(Endpoint, TcpListener)>,
+        settings: ServerSettings,
+        timings: ProtocolTimings,
+    ) -> Self {
+        let state = Arc::new(GatewayState::new(settings, timings));
         let accept_loops = StopStage::default();
         for (endpoint, listener) in listeners {
             accept_loops.tasks.spawn(connection::accept_loop(

@@ -15,11 +15,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::metrics::{Guard, TextFormat};
+use super::response::{JsonResponse, close_after, error_response, json_response};
 use super::state::{ConnectionSlot, GatewayState};
 use super::{status_page, websocket};
-
-/// Every response body is JSON, the status page aside.
-pub(crate) type JsonResponse = Response<Full<Bytes>>;
 
 /// Routes one request.
 pub(crate) async fn handle(
@@ -28,9 +26,8 @@ pub(crate) async fn handle(
     state: Arc<GatewayState>,
     slot: Arc<ConnectionSlot>,
 ) -> Result<JsonResponse, Infallible> {
-    if state.loopback_hosts_only && !host_is_loopback(&request) {
-        state.metrics.guard_refused(Guard::Host);
-        return Ok(forbidden_host());
+    if let Some(refused) = refuse_foreign_host(&request, &state) {
+        return Ok(refused);
     }
     if declared_body_len(&request).is_some_and(|len| len > MAX_BODY) {
         state.metrics.guard_refused(Guard::Size);
@@ -103,9 +100,8 @@ pub(crate) async fn handle_over_cap(
     request: Request<Incoming>,
     state: Arc<GatewayState>,
 ) -> Result<JsonResponse, Infallible> {
-    if state.loopback_hosts_only && !host_is_loopback(&request) {
-        state.metrics.guard_refused(Guard::Host);
-        return Ok(forbidden_host());
+    if let Some(refused) = refuse_foreign_host(&request, &state) {
+        return Ok(refused);
     }
     let path = request.uri().path();
     if state.is_draining() {
@@ -134,12 +130,18 @@ fn health(method: &Method, state: &GatewayState) -> JsonResponse {
     }
 }
 
-fn forbidden_host() -> JsonResponse {
-    close_after(error_response(
+/// The DNS-rebinding guard: when bound on loopback, a request addressed to any
+/// other host gets 403 and its connection closes.
+fn refuse_foreign_host<B>(request: &Request<B>, state: &GatewayState) -> Option<JsonResponse> {
+    if !state.loopback_hosts_only || host_is_loopback(request) {
+        return None;
+    }
+    state.metrics.guard_refused(Guard::Host);
+    Some(close_after(error_response(
         StatusCode::FORBIDDEN,
         "forbidden_host",
         "this gateway only answers requests addressed to localhost",
-    ))
+    )))
 }
 
 /// Largest request body accepted (bodies are never read; this bounds what a client
@@ -175,14 +177,6 @@ fn declared_body_len<B>(request: &Request<B>) -> Option<u64> {
         .trim()
         .parse()
         .ok()
-}
-
-/// Marks a refusal so the connection closes after it.
-fn close_after(mut response: JsonResponse) -> JsonResponse {
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
 }
 
 /// The answer to any request once the stop has begun.
@@ -238,23 +232,5 @@ fn method_not_allowed(allow: &'static str) -> JsonResponse {
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
-}
-
-pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> JsonResponse {
-    json_response(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
-}
-
-pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) -> JsonResponse {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     response
 }

@@ -11,11 +11,11 @@ use gateway_domain::identity::HealthView;
 use gateway_domain::protocol::dispatch::StatusReport;
 use gateway_domain::protocol::goodbye::{self, Goodbye};
 
-use super::ServerSettings;
 use super::auth_throttle::AuthThrottle;
 use super::metrics::{Metrics, TextFormat};
 use super::stop_stage::StopStage;
 use super::websocket::MessageBudget;
+use super::{ProtocolTimings, ServerSettings};
 use crate::cluster::{ClusterGate, Seat};
 
 /// Shared state of one gateway.
@@ -40,6 +40,8 @@ pub(crate) struct GatewayState {
     pub message_budget: Arc<MessageBudget>,
     /// How long a WebSocket message may take from its first frame to its last.
     pub message_timeout: Duration,
+    /// The time between two `tick` events, and the time a client has for `connect`.
+    pub timings: ProtocolTimings,
     /// Process start, for uptime.
     started: Instant,
     /// Set at step 1 of the stop: readiness off, new work refused.
@@ -58,7 +60,7 @@ pub(crate) struct GatewayState {
 }
 
 impl GatewayState {
-    pub fn new(settings: ServerSettings) -> Self {
+    pub fn new(settings: ServerSettings, timings: ProtocolTimings) -> Self {
         Self {
             metrics: Metrics::new(
                 &settings.identity.version,
@@ -74,6 +76,7 @@ impl GatewayState {
             auth_throttle: AuthThrottle::new(waiting_answers_cap(settings.max_connections)),
             message_budget: Arc::new(MessageBudget::new(settings.max_buffered_bytes)),
             message_timeout: settings.message_timeout,
+            timings,
             started: settings.started,
             draining: AtomicBool::new(false),
             websocket_clients: AtomicUsize::new(0),

@@ -247,12 +247,7 @@ mod tests {
     use super::*;
 
     fn server() -> GatewayIdentity {
-        GatewayIdentity {
-            pid: 9,
-            port: 1,
-            profile: "default".into(),
-            version: "0.1.0".into(),
-        }
+        GatewayIdentity::fixture(9, 1)
     }
 
     fn connect(min: u64, max: u64, auth: &str) -> String {

@@ -3,16 +3,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use gateway_domain::protocol::close::{self, CloseInstruction};
 use gateway_domain::protocol::dispatch::{self, Method};
 use gateway_domain::protocol::goodbye::{self, Goodbye};
 use gateway_domain::protocol::handshake::{HandshakeOutcome, evaluate_fenced_connect};
-use gateway_domain::protocol::{
-    HANDSHAKE_TIMEOUT_MS, MAX_HANDSHAKE_PAYLOAD, MAX_PAYLOAD, TICK_INTERVAL_MS, frame,
-};
+use gateway_domain::protocol::{MAX_HANDSHAKE_PAYLOAD, MAX_PAYLOAD, frame};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::inbound_guard::{InboundGuard, Violation};
 use crate::server::metrics::{Handshake, Metrics, Request};
 use crate::server::state::GatewayState;
+use crate::unix_time::unix_ms;
 
 type Socket = WebSocketStream<InboundGuard<TokioIo<Upgraded>>>;
 
@@ -62,7 +61,7 @@ pub(crate) async fn run(
         None => (None, CancellationToken::new()),
     };
     let shutdown = state.websockets.signal.clone();
-    let handshake_timeout = Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
+    let handshake_timeout = state.timings.handshake_timeout;
     let first = tokio::select! {
         () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
         () = lock_lost.cancelled() => return say_lock_lost(&mut socket, &state).await,
@@ -152,7 +151,7 @@ async fn serve(socket: &mut Socket, state: &GatewayState, lock_lost: &Cancellati
     tokio::pin!(stopping);
     let lost = lock_lost.cancelled();
     tokio::pin!(lost);
-    let period = Duration::from_millis(TICK_INTERVAL_MS);
+    let period = state.timings.tick_interval;
     let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut seq = 0u64;
@@ -328,11 +327,4 @@ async fn send_close(socket: &mut Socket, metrics: &Metrics, instruction: CloseIn
 /// Reads until the close handshake completes or the connection ends.
 async fn drain(socket: &mut Socket) {
     while let Some(Ok(_)) = socket.next().await {}
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

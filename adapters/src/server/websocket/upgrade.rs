@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::inbound_guard::InboundGuard;
 use super::session;
 use crate::server::metrics::Guard;
-use crate::server::routes::{JsonResponse, error_response};
+use crate::server::response::{JsonResponse, close_after, error_response};
 use crate::server::state::{ConnectionSlot, GatewayState};
 
 /// Read buffer per connection, allocated up front: small, since most clients are idle
@@ -63,15 +63,11 @@ pub(crate) fn upgrade(
         if !allowed {
             tracing::warn!(%peer, origin = ?origin, "websocket upgrade from a foreign origin refused");
             state.metrics.guard_refused(Guard::Origin);
-            let mut response = error_response(
+            return close_after(error_response(
                 StatusCode::FORBIDDEN,
                 "forbidden_origin",
                 "this origin may not open the gateway's WebSocket (see --allow-origin)",
-            );
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return response;
+            ));
         }
     }
     let version_ok = headers
