@@ -59,9 +59,9 @@ async fn serve(clocks: Clocks) -> InProcess {
         message_timeout: clocks.message_timeout,
         cluster: None,
         restarts: Default::default(),
+        timings: clocks.timings,
     };
-    let server =
-        GatewayServer::serve_with_timings(vec![(endpoint, listener)], settings, clocks.timings);
+    let server = GatewayServer::serve(vec![(endpoint, listener)], settings);
     InProcess {
         port: address.port(),
         _server: server,

@@ -13,7 +13,7 @@ use gateway_adapters::handoff::{
 use gateway_adapters::unix_time::unix_ms;
 use gateway_adapters::{
     FileProfileLocker, GatewayServer, HttpHolderProbe, ProcPortOwners, ProfileLockGuard,
-    RestartHistory, ServerSettings, SystemdNotifier, TcpBinder, fd_limit,
+    ProtocolTimings, RestartHistory, ServerSettings, SystemdNotifier, TcpBinder, fd_limit,
 };
 use gateway_domain::config::check_exposure;
 use gateway_domain::handoff::{
@@ -288,6 +288,7 @@ async fn serve(
             loopback_hosts_only: endpoint.is_loopback(),
             max_connections: args.max_connections as usize,
             cluster: cluster.gate(),
+            timings: ProtocolTimings::default(),
             restarts: RestartHistory {
                 handed_over: handoffs,
                 takeover: predecessor.as_ref().map(|_| started.elapsed()),

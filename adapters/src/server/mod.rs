@@ -53,6 +53,8 @@ pub struct ServerSettings {
     pub cluster: Option<Arc<ClusterGate>>,
     /// The handoffs that led to this process, for `/metrics`.
     pub restarts: RestartHistory,
+    /// The protocol's clocks (the contract's in the daemon; short ones in tests).
+    pub timings: ProtocolTimings,
 }
 
 /// The protocol's two clocks. The daemon uses the defaults, the protocol's constants
@@ -96,16 +98,7 @@ impl GatewayServer {
 
     /// Starts serving on `listeners` (already bound: they are the lock).
     pub fn serve(listeners: Vec<(Endpoint, TcpListener)>, settings: ServerSettings) -> Self {
-        Self::serve_with_timings(listeners, settings, ProtocolTimings::default())
-    }
-
-    /// [`Self::serve`], with the protocol's clocks set.
-    pub fn serve_with_timings(
-        listeners: Vec<(Endpoint, TcpListener)>,
-        settings: ServerSettings,
-        timings: ProtocolTimings,
-    ) -> Self {
-        let state = Arc::new(GatewayState::new(settings, timings));
+        let state = Arc::new(GatewayState::new(settings));
         let accept_loops = StopStage::default();
         for (endpoint, listener) in listeners {
             accept_loops.tasks.spawn(connection::accept_loop(

@@ -60,7 +60,8 @@ pub(crate) struct GatewayState {
 }
 
 impl GatewayState {
-    pub fn new(settings: ServerSettings, timings: ProtocolTimings) -> Self {
+    pub fn new(settings: ServerSettings) -> Self {
+        let timings = settings.timings;
         Self {
             metrics: Metrics::new(
                 &settings.identity.version,
