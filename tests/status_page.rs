@@ -8,6 +8,7 @@ mod support;
 
 use browser::{Browser, chromium_or_skip};
 use nix::sys::signal::Signal;
+use support::etcd::Etcd;
 use support::ws::connected;
 use support::*;
 
@@ -189,6 +190,59 @@ async fn the_page_shows_the_shutdown_and_reconnects_to_the_next_gateway() {
         .wait_for_text("pid", &second.child.id().to_string())
         .await;
     browser.wait_for_text("state", "live").await;
+}
+
+#[tokio::test]
+async fn across_a_restart_the_page_hears_restarting_and_follows_the_new_process() {
+    let Some(chromium) =
+        chromium_or_skip("across_a_restart_the_page_hears_restarting_and_follows_the_new_process")
+    else {
+        return;
+    };
+    let port = free_port();
+    let mut old = Gateway::start(port, &[]);
+    let old_pid = old.child.id();
+    let mut browser = Browser::open(&chromium, &page_url(port), &[]).await;
+    browser.wait_for_text("pid", &old_pid.to_string()).await;
+
+    old.signal(Signal::SIGHUP);
+    assert!(old.wait_exit().success());
+    let new_pid = http_get(port, "/healthz")
+        .expect("the new process serves")
+        .json()["pid"]
+        .as_u64()
+        .expect("a pid") as u32;
+    let _new = KillPidOnDrop(new_pid);
+    assert_ne!(new_pid, old_pid);
+    browser
+        .wait_for("the restart event", "events", |events| {
+            events.contains("shutdown: gateway restarting")
+        })
+        .await;
+    browser.wait_for_text("pid", &new_pid.to_string()).await;
+    browser.wait_for_text("state", "live").await;
+}
+
+#[tokio::test]
+async fn a_clustered_gateway_s_page_shows_its_role_and_fencing_token() {
+    let Some(chromium) =
+        chromium_or_skip("a_clustered_gateway_s_page_shows_its_role_and_fencing_token")
+    else {
+        return;
+    };
+    let Some(etcd) = Etcd::start() else { return };
+    let port = free_port();
+    let url = etcd.url();
+    let gateway = Gateway::start(port, &["--cluster-etcd", &url, "--cluster-key", "page"]);
+    let token = http_get(port, "/healthz").unwrap().json()["cluster"]["fencingToken"]
+        .as_u64()
+        .expect("an active gateway has a fencing token");
+    let mut browser = Browser::open(&chromium, &page_url(port), &[]).await;
+    browser
+        .wait_for_text("pid", &gateway.child.id().to_string())
+        .await;
+    browser.wait_for_text("role", "active").await;
+    browser.wait_for_text("fencing", &token.to_string()).await;
 }
 
 #[tokio::test]
