@@ -3,6 +3,7 @@
 //! everything to a successor. Only wiring: every decision is in `gateway-domain`.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -182,7 +183,8 @@ async fn take_the_lock(
 /// reads and reports; it keeps serving.
 fn adopt(inherited: Result<Inheritance, String>) -> Result<Holdings, ExitCode> {
     let fail = |reason: String| {
-        eprintln!("gateway: cannot take over: {reason}");
+        // Not eprintln!: if the predecessor is already gone, stderr is a broken pipe.
+        let _ = writeln!(std::io::stderr(), "gateway: cannot take over: {reason}");
         ExitCode::RuntimeFailure
     };
     let inheritance = inherited.map_err(fail)?;

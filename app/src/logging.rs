@@ -1,7 +1,7 @@
 //! Log output: human text or one JSON object per line, on stderr, filtered by
 //! `GATEWAY_LOG` (tracing's `EnvFilter` syntax, default `info`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::Directive;
@@ -27,7 +27,7 @@ pub fn init(format: LogFormat) {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
@@ -38,5 +38,24 @@ pub fn init(format: LogFormat) {
     // must not silently change what is logged.
     if let Some((spec, error)) = invalid {
         tracing::warn!("GATEWAY_LOG={spec:?} is not a valid filter ({error}); logging at info");
+    }
+}
+
+/// Standard error that never fails. A log line that cannot be written is dropped: a
+/// restart's new process writes through a pipe to its predecessor until it serves,
+/// and if the predecessor is killed mid-way the pipe is broken. tracing-subscriber
+/// reports a failed write with `eprintln!`, which panics on that same broken pipe:
+/// a lost log line must not take the gateway down with it.
+struct LossyStderr;
+
+impl Write for LossyStderr {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }
