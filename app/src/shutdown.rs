@@ -57,6 +57,10 @@ impl ShutdownSequence {
         let drain = async {
             gateway.close_websockets(goodbye::RESTARTING).await;
             gateway.close_http().await;
+            // An upgrade whose request arrived while HTTP was closing (on a connection
+            // accepted just before the listeners closed) became a session after the
+            // first goodbyes: it hears its own, and is waited for too.
+            gateway.close_websockets(goodbye::RESTARTING).await;
         };
         let finished = tokio::time::timeout(self.deadline, drain).await.is_ok();
         self.report(finished, began, "handed over; clients let go")
@@ -164,6 +168,13 @@ mod tests {
             .return_const(());
         gateway
             .expect_close_http()
+            .once()
+            .in_sequence(&mut order)
+            .return_const(());
+        // Sessions born from upgrades read while HTTP closed are let go too.
+        gateway
+            .expect_close_websockets()
+            .withf(|goodbye| *goodbye == goodbye::RESTARTING)
             .once()
             .in_sequence(&mut order)
             .return_const(());
