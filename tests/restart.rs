@@ -7,7 +7,6 @@
 mod handoff;
 mod support;
 
-use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -362,10 +361,6 @@ fn notify_socket(dir: &TempDir) -> (UnixDatagram, std::path::PathBuf) {
     (UnixDatagram::bind(&path).unwrap(), path)
 }
 
-fn ready_lines(message: &str) -> Vec<&str> {
-    message.lines().collect()
-}
-
 #[test]
 fn systemd_hears_reloading_then_the_new_main_pid_and_ready_on_a_sighup_restart() {
     let dir = TempDir::new("notify");
@@ -384,8 +379,8 @@ fn systemd_hears_reloading_then_the_new_main_pid_and_ready_on_a_sighup_restart()
 
     lineage.signal(old, Signal::SIGHUP);
     let reloading = next_datagram(&manager).unwrap();
-    let lines = ready_lines(&reloading);
-    assert_eq!(lines.first(), Some(&"RELOADING=1"), "{reloading}");
+    let lines: Vec<&str> = reloading.lines().collect();
+    assert_eq!(lines.first().copied(), Some("RELOADING=1"), "{reloading}");
     let usec = lines
         .iter()
         .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
@@ -395,7 +390,7 @@ fn systemd_hears_reloading_then_the_new_main_pid_and_ready_on_a_sighup_restart()
     let handed_over = next_datagram(&manager).unwrap();
     let new = lineage.wait_serving("the new process", |pid| pid != old);
     assert_eq!(
-        ready_lines(&handed_over),
+        handed_over.lines().collect::<Vec<_>>(),
         [format!("MAINPID={new}"), "READY=1".to_owned()],
         "{handed_over}"
     );
@@ -416,11 +411,7 @@ fn systemd_hears_ready_again_after_reloading_when_a_restart_fails() {
 
     lineage.signal(old, Signal::SIGHUP);
     let reloading = next_datagram(&manager).unwrap();
-    assert_eq!(
-        ready_lines(&reloading).first(),
-        Some(&"RELOADING=1"),
-        "{reloading}"
-    );
+    assert_eq!(reloading.lines().next(), Some("RELOADING=1"), "{reloading}");
     assert_eq!(next_datagram(&manager).unwrap(), "READY=1\n");
     lineage.wait_log("restart failed:", 1);
     assert_eq!(lineage.serving_pid(), Some(old));
@@ -444,22 +435,13 @@ fn a_socket_passed_by_socket_activation_is_served_without_a_bind_of_its_own() {
          os.environ['LISTEN_PID'] = str(os.getpid())\n\
          os.execv(sys.argv[1], sys.argv[1:])\n"
     );
-    let template = gateway_command(&["--port", &port.to_string()], state.path());
     let mut command = Command::new("python3");
     command
-        .args([OsStr::new("-c"), OsStr::new(&launcher)])
-        .arg(gateway_bin())
-        .args(template.get_args());
-    for (key, value) in template.get_envs() {
-        match value {
-            Some(value) => command.env(key, value),
-            None => command.env_remove(key),
-        };
-    }
-    command
+        .args(["-c", &launcher, gateway_bin(), "--port", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::null());
+    clean_environment(&mut command, state.path());
     let mut gateway = KilledOnDrop(command.spawn().expect("spawn python3"));
     let pid = gateway.id();
 

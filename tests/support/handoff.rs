@@ -33,18 +33,23 @@ pub fn adopt_orphans() {
     });
 }
 
-/// `gateway ARGS` from `program` instead of the built binary, with the harness's
-/// clean environment and state directory.
-pub fn command_from(program: &Path, args: &[&str], state_dir: &Path) -> Command {
-    let template = gateway_command(args, state_dir);
-    let mut command = Command::new(program);
-    command.args(template.get_args());
-    for (key, value) in template.get_envs() {
+/// Gives `command` the harness's clean environment for a gateway (see
+/// `gateway_command`): no inherited GATEWAY_* or NOTIFY_SOCKET, `state_dir` as state.
+pub fn clean_environment(command: &mut Command, state_dir: &Path) {
+    for (key, value) in gateway_command(&[], state_dir).get_envs() {
         match value {
             Some(value) => command.env(key, value),
             None => command.env_remove(key),
         };
     }
+}
+
+/// `gateway ARGS` from `program` instead of the built binary, with the harness's
+/// clean environment and state directory.
+pub fn command_from(program: &Path, args: &[&str], state_dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.args(args);
+    clean_environment(&mut command, state_dir);
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
