@@ -23,6 +23,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const OVER_CAP_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a connection with no request yet may take to send one once HTTP closes.
 const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(250);
+/// The same once a successor serves (still within `--shutdown-timeout`).
+const FIRST_REQUEST_GRACE_AFTER_HANDOFF: Duration = Duration::from_secs(2);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -126,9 +128,16 @@ async fn serve_connection(
             // accepted just before the listeners closed (a handoff's last moment) may
             // have its request in flight: closing over unread bytes resets it. Give it
             // a moment to arrive; it is then answered, and the connection closes.
+            // After a handoff nobody waits on this process any more: its silent
+            // connections may take longer than during a stop, which holds the port.
+            let grace = if state.handing_over() {
+                FIRST_REQUEST_GRACE_AFTER_HANDOFF
+            } else {
+                FIRST_REQUEST_GRACE
+            };
             let arrived = tokio::select! {
                 () = first_request.notified() => true,
-                () = tokio::time::sleep(FIRST_REQUEST_GRACE) => false,
+                () = tokio::time::sleep(grace) => false,
                 _ = connection.as_mut() => return,
             };
             tracing::trace!(%peer, arrived, "closing http connection");

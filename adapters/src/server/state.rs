@@ -101,6 +101,11 @@ impl GatewayState {
         let _ = self.goodbye.set(goodbye);
     }
 
+    /// Whether this process is letting go after a handoff (a successor serves).
+    pub fn handing_over(&self) -> bool {
+        self.goodbye.get() == Some(&goodbye::RESTARTING)
+    }
+
     /// What a session being let go says: a stop's goodbye unless told otherwise.
     pub fn goodbye(&self) -> Goodbye {
         self.goodbye.get().copied().unwrap_or(goodbye::STOPPING)
