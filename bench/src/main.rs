@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use floor::Floor;
 use report::{Figures, Machine};
+use restart_load::Load;
 use stats::{median, ms};
 use target::Target;
 
@@ -90,6 +91,7 @@ async fn figures(target: &Target, floor: &Floor, quick: bool) -> Figures {
     let fail_fast = startup::fail_fast(target, floor, runs);
     let fail_fast_ms = ms(median(&fail_fast.target));
     let floor_ms = ms(median(&fail_fast.floor));
+    let first_line_ms = ms(median(&fail_fast.first_line));
     let ready_ms = ms(median(&startup::ready(target, runs)));
 
     let gap_runs = if quick { 1 } else { 5 };
@@ -108,9 +110,29 @@ async fn figures(target: &Target, floor: &Floor, quick: bool) -> Figures {
         gaps.push((clients, ms(median(&samples)), clean as f64 / total as f64));
     }
 
-    let (clients, restarts) = (100, if quick { 3 } else { 10 });
-    eprintln!("[{name}] {restarts} restarts under load from {clients} clients");
-    let restart_load = restart_load::measure(target, clients, restarts).await;
+    let restarts = if quick { 3 } else { 10 };
+    let paced = Load {
+        clients: 100,
+        pace: Some(Duration::from_millis(20)),
+    };
+    let flat_out = Load {
+        clients: 100,
+        pace: None,
+    };
+    eprintln!("[{name}] {restarts} restarts under paced load ({paced:?})");
+    let restart_paced = restart_load::measure(target, paced, restarts).await;
+    eprintln!("[{name}] {restarts} restarts under flat-out load ({flat_out:?})");
+    let restart_flat_out = restart_load::measure(target, flat_out, restarts).await;
+    eprintln!("[{name}] {restarts} restarts with no load");
+    let idle = Load {
+        clients: 0,
+        pace: None,
+    };
+    let idle_serving_ms = ms(median(
+        &restart_load::measure(target, idle, restarts)
+            .await
+            .serving_after_signal,
+    ));
 
     let duration = Duration::from_secs(if quick { 1 } else { 3 });
     let mut rates = Vec::new();
@@ -126,9 +148,12 @@ async fn figures(target: &Target, floor: &Floor, quick: bool) -> Figures {
         name,
         fail_fast_ms,
         floor_ms,
+        first_line_ms,
         ready_ms,
         gaps,
-        restart_load,
+        restart_paced,
+        restart_flat_out,
+        idle_serving_ms,
         throughput: rates,
         idle_rss_mib: memory.idle_rss as f64 / (1024.0 * 1024.0),
         per_connection_kib: memory.per_connection / 1024.0,
@@ -164,14 +189,17 @@ async fn main() {
     };
     let ours = figures(&gateway, &floor, options.quick).await;
     if options.gateway_only {
-        let load = report::RestartLoadSummary::of(&ours.restart_load);
+        let paced = report::RestartLoadSummary::of(&ours.restart_paced);
+        let flat_out = report::RestartLoadSummary::of(&ours.restart_flat_out);
         println!(
-            "fail-fast {:.2} ms, floor {:.2} ms ({:.2}x), ready {:.2} ms\ngaps (clients, ms, clean share): {:?}\nrestart under load: {load:?}\nthroughput (conns, rps, p50 ms, p99 ms): {:?}\nidle RSS {:.2} MiB, per connection {:.2} KiB",
+            "fail-fast {:.2} ms (first line {:.2} ms), floor {:.2} ms ({:.2}x), ready {:.2} ms\ngaps (clients, ms, clean share): {:?}\nrestarts under paced load: {paced:?}\nrestarts under flat-out load: {flat_out:?}\nSIGHUP -> serving with no load: {:.2} ms\nthroughput (conns, rps, p50 ms, p99 ms): {:?}\nidle RSS {:.2} MiB, per connection {:.2} KiB",
             ours.fail_fast_ms,
+            ours.first_line_ms,
             ours.floor_ms,
             ours.fail_fast_ms / ours.floor_ms,
             ours.ready_ms,
             ours.gaps,
+            ours.idle_serving_ms,
             ours.throughput,
             ours.idle_rss_mib,
             ours.per_connection_kib

@@ -12,10 +12,17 @@ pub struct Figures {
     pub fail_fast_ms: f64,
     /// The bind-and-exit floor, measured interleaved with `fail_fast_ms`.
     pub floor_ms: f64,
+    /// Exec to the refusal's first line on stderr, in the same runs as `fail_fast_ms`.
+    pub first_line_ms: f64,
     pub ready_ms: f64,
     /// (clients, median gap ms, share of clean goodbyes)
     pub gaps: Vec<(usize, f64, f64)>,
-    pub restart_load: LoadRun,
+    /// Restarts under paced load: the goals' figures.
+    pub restart_paced: LoadRun,
+    /// Restarts under flat-out load: the stress figures.
+    pub restart_flat_out: LoadRun,
+    /// Restart signal to the new process serving, median, with no clients.
+    pub idle_serving_ms: f64,
     /// (connections, requests/s, p50 ms, p99 ms)
     pub throughput: Vec<(usize, f64, f64, f64)>,
     pub idle_rss_mib: f64,
@@ -26,6 +33,8 @@ pub struct Figures {
 #[derive(Debug)]
 pub struct RestartLoadSummary {
     pub clients: usize,
+    /// Each client's request period, in ms; `None`: back to back.
+    pub pace_ms: Option<u128>,
     pub restarts: usize,
     pub served: usize,
     pub failed: usize,
@@ -38,15 +47,30 @@ pub struct RestartLoadSummary {
     pub longest_wait_median_ms: f64,
     /// p99 over every request that overlapped a restart.
     pub wait_p99_ms: f64,
+    /// The same as `longest_wait_*` in steady windows before the restarts.
+    pub steady_longest_wait_p99_ms: f64,
+    pub steady_longest_wait_median_ms: f64,
     pub serving_median_ms: f64,
     pub serving_max_ms: f64,
 }
 
 impl RestartLoadSummary {
+    /// How the clients were driven, for a table row.
+    fn load(&self) -> String {
+        match self.pace_ms {
+            Some(pace) => format!(
+                "{} clients, one request each per {pace} ms",
+                self.clients
+            ),
+            None => format!("{} clients flat out", self.clients),
+        }
+    }
+
     pub fn of(run: &LoadRun) -> Self {
         let per_restart = |n: usize| n as f64 / run.restarts.max(1) as f64;
         Self {
-            clients: run.clients,
+            clients: run.load.clients,
+            pace_ms: run.load.pace.map(|p| p.as_millis()),
             restarts: run.restarts,
             served: run.served,
             failed: run.failed,
@@ -57,6 +81,8 @@ impl RestartLoadSummary {
             longest_wait_p99_ms: ms(percentile(&run.longest_wait, 0.99)),
             longest_wait_median_ms: ms(median(&run.longest_wait)),
             wait_p99_ms: ms(percentile(&run.waits_during_restarts, 0.99)),
+            steady_longest_wait_p99_ms: ms(percentile(&run.longest_wait_steady, 0.99)),
+            steady_longest_wait_median_ms: ms(median(&run.longest_wait_steady)),
             serving_median_ms: ms(median(&run.serving_after_signal)),
             serving_max_ms: ms(percentile(&run.serving_after_signal, 1.0)),
         }
@@ -160,6 +186,15 @@ pub fn markdown(
         "ms",
         "≤ 3 ms",
         Some(ours.fail_fast_ms <= 3.0),
+    );
+    row(
+        &mut out,
+        "fail-fast: exec → the refusal's first line on stderr (same runs)",
+        ours.first_line_ms,
+        theirs.first_line_ms,
+        "ms",
+        "",
+        None,
     );
     row(
         &mut out,
@@ -267,117 +302,167 @@ fn verdict(met: bool) -> &'static str {
 }
 
 fn restart_load_rows(out: &mut String, ours: &Figures, theirs: &Figures) {
-    let (us, them) = (
-        RestartLoadSummary::of(&ours.restart_load),
-        RestartLoadSummary::of(&theirs.restart_load),
-    );
-    let load = format!("{} clients, {} restarts", us.clients, us.restarts);
-    let _ = writeln!(
-        out,
-        "| restart under load ({load}): gateway by SIGHUP, reference by stop + start — refused connections per restart | {:.1} | {:.1} | | 0 (gateway) | {} |",
-        us.refused_per_restart,
-        them.refused_per_restart,
-        verdict(us.refused_per_restart == 0.0)
-    );
-    let _ = writeln!(
-        out,
-        "| reset connections per restart, under load | {:.1} | {:.1} | | 0 (gateway) | {} |",
-        us.reset_per_restart,
-        them.reset_per_restart,
-        verdict(us.reset_per_restart == 0.0)
-    );
+    for (our_run, their_run, goals) in [
+        (&ours.restart_paced, &theirs.restart_paced, true),
+        (&ours.restart_flat_out, &theirs.restart_flat_out, false),
+    ] {
+        let (us, them) = (
+            RestartLoadSummary::of(our_run),
+            RestartLoadSummary::of(their_run),
+        );
+        let load = us.load();
+        let _ = writeln!(
+            out,
+            "| restarts under load ({load}): refused connections per restart | {:.1} | {:.1} | | 0 (gateway) | {} |",
+            us.refused_per_restart,
+            them.refused_per_restart,
+            verdict(us.refused_per_restart == 0.0)
+        );
+        let _ = writeln!(
+            out,
+            "| reset connections per restart ({load}) | {:.1} | {:.1} | | 0 (gateway) | {} |",
+            us.reset_per_restart,
+            them.reset_per_restart,
+            verdict(us.reset_per_restart == 0.0)
+        );
+        row(
+            out,
+            &format!(
+                "longest connect wait during a restart, p99 of {} ({load})",
+                us.restarts
+            ),
+            us.longest_wait_p99_ms,
+            them.longest_wait_p99_ms,
+            "ms",
+            if goals { "≤ 5 ms" } else { "" },
+            goals.then_some(us.longest_wait_p99_ms <= 5.0),
+        );
+        row(
+            out,
+            &format!("the same in steady windows before the restarts ({load})"),
+            us.steady_longest_wait_p99_ms,
+            them.steady_longest_wait_p99_ms,
+            "ms",
+            "",
+            None,
+        );
+        row(
+            out,
+            &format!("restart signal → new process serving, median ({load})"),
+            us.serving_median_ms,
+            them.serving_median_ms,
+            "ms",
+            if goals { "≤ 10 ms" } else { "" },
+            goals.then_some(us.serving_median_ms <= 10.0),
+        );
+        let _ = writeln!(
+            out,
+            "| requests served / other failures ({load}) | {} / {} | {} / {} | | 0 failures | {} |",
+            us.served,
+            us.failed,
+            them.served,
+            them.failed,
+            verdict(us.failed == 0)
+        );
+    }
     row(
         out,
-        &format!("longest connect wait during a restart, p99 of {}", us.restarts),
-        us.longest_wait_p99_ms,
-        them.longest_wait_p99_ms,
+        "restart signal → new process serving, median, no clients",
+        ours.idle_serving_ms,
+        theirs.idle_serving_ms,
         "ms",
-        "≤ 5 ms",
-        Some(us.longest_wait_p99_ms <= 5.0),
-    );
-    row(
-        out,
-        "restart signal → new process serving (new pid on `/healthz`)",
-        us.serving_median_ms,
-        them.serving_median_ms,
-        "ms",
-        "≤ 10 ms",
-        Some(us.serving_median_ms <= 10.0),
-    );
-    let _ = writeln!(
-        out,
-        "| WebSocket sessions ended by the restart notice per restart (1012 / 1001) | {:.1} | {:.1} | | | |",
-        us.goodbyes_per_restart, them.goodbyes_per_restart
-    );
-    let _ = writeln!(
-        out,
-        "| requests served / other failures, whole restart-under-load run | {} / {} | {} / {} | | 0 failures | {} |",
-        us.served,
-        us.failed,
-        them.served,
-        them.failed,
-        verdict(us.failed == 0)
+        "",
+        None,
     );
 }
 
 fn restart_load_section(out: &mut String, ours: &Figures, theirs: &Figures, load_svg: &str) {
-    let us = RestartLoadSummary::of(&ours.restart_load);
-    let _ = writeln!(out, "## Restarts under load
-");
+    let paced = RestartLoadSummary::of(&ours.restart_paced);
+    let _ = writeln!(out, "## Restarts under load\n");
     let _ = writeln!(
         out,
-        "{} clients loop, half starting with each: connect + `GET /healthz`, then connect + WebSocket \
-         upgrade + `connect` + `health` + close. Meanwhile the server restarts {} times, {} ms of load \
-         apart: the gateway by `SIGHUP` (the handoff of section 6 of the contract), the reference by \
-         SIGTERM, waiting for its exit, and starting it again. A *connect wait* runs from a request's \
-         first `connect()` to the server's first answer (HTTP response, or WebSocket `101`), a refused \
-         or reset connect being retried every {} ms; a request counts as refused or reset once, \
-         however many retries it took. A restart lasts from the signal until the new process answers \
-         `/healthz` with its own pid and the old one has exited.\n",
-        us.clients,
-        us.restarts,
+        "The gateway restarts by `SIGHUP` (the handoff of section 6 of the contract); the reference \
+         by SIGTERM, waiting for its exit, and starting it again, the only restart it has. {} times \
+         each, {} ms of load apart, while {} clients loop, each alternating connect + `GET /healthz` \
+         and connect + WebSocket upgrade + `connect` + `health` + close: *paced* (each client starts \
+         a request at most every {} ms, well under the capacity of either server, so that a wait \
+         shows what the restart costs) and *flat out* (back to back: both servers are saturated and \
+         every wait is mostly queueing). A *connect wait* runs from a request's first `connect()` to \
+         the server's first answer (HTTP response, or WebSocket `101`); a refused or reset connect \
+         is retried every {} ms, and the request counts once as refused or reset however many \
+         retries it took. A restart lasts from the signal until the new process answers `/healthz` \
+         with its own pid and the old one has exited. The *steady window* of a restart is as long \
+         (at most 300 ms), and ends {} ms before its signal: the same load, no restart.\n",
+        paced.restarts,
         crate::restart_load::SETTLE.as_millis(),
-        crate::restart_load::RETRY.as_millis()
+        paced.clients,
+        paced.pace_ms.unwrap_or(0),
+        crate::restart_load::RETRY.as_millis(),
+        crate::restart_load::STEADY_BEFORE.as_millis(),
     );
-    let _ = writeln!(out, "| | gateway | node reference |\n|---|---|---|");
-    let them = RestartLoadSummary::of(&theirs.restart_load);
+    let summaries = [
+        RestartLoadSummary::of(&ours.restart_paced),
+        RestartLoadSummary::of(&ours.restart_flat_out),
+        RestartLoadSummary::of(&theirs.restart_paced),
+        RestartLoadSummary::of(&theirs.restart_flat_out),
+    ];
     let _ = writeln!(
         out,
-        "| longest connect wait per restart, median / p99 | {:.2} / {:.2} ms | {:.2} / {:.2} ms |",
-        us.longest_wait_median_ms,
-        us.longest_wait_p99_ms,
-        them.longest_wait_median_ms,
-        them.longest_wait_p99_ms
+        "| | gateway, paced | gateway, flat out | reference, paced | reference, flat out |\n|---|---|---|---|---|"
     );
-    let _ = writeln!(
-        out,
-        "| connect wait p99, every request during a restart | {:.2} ms | {:.2} ms |",
-        us.wait_p99_ms, them.wait_p99_ms
+    let mut line = |label: &str, cell: &dyn Fn(&RestartLoadSummary) -> String| {
+        let cells: Vec<String> = summaries.iter().map(cell).collect();
+        let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
+    };
+    line("refused / reset connections per restart", &|s| {
+        format!("{:.1} / {:.1}", s.refused_per_restart, s.reset_per_restart)
+    });
+    line("longest connect wait per restart, median / p99", &|s| {
+        format!(
+            "{:.2} / {:.2} ms",
+            s.longest_wait_median_ms, s.longest_wait_p99_ms
+        )
+    });
+    line("the same in the steady windows", &|s| {
+        format!(
+            "{:.2} / {:.2} ms",
+            s.steady_longest_wait_median_ms, s.steady_longest_wait_p99_ms
+        )
+    });
+    line("connect wait p99, every request during a restart", &|s| {
+        format!("{:.2} ms", s.wait_p99_ms)
+    });
+    line("signal → new process serving, median / max", &|s| {
+        format!("{:.2} / {:.2} ms", s.serving_median_ms, s.serving_max_ms)
+    });
+    line(
+        "WebSocket sessions ended by the restart notice per restart (1012 / 1001)",
+        &|s| format!("{:.1}", s.goodbyes_per_restart),
     );
-    let _ = writeln!(
-        out,
-        "| signal → new process serving, median / max | {:.2} / {:.2} ms | {:.2} / {:.2} ms |",
-        us.serving_median_ms, us.serving_max_ms, them.serving_median_ms, them.serving_max_ms
-    );
-    for (name, summary) in [("gateway", &us), ("node reference", &them)] {
+    line("requests served / other failures", &|s| {
+        format!("{} / {}", s.served, s.failed)
+    });
+    for (name, summary) in ["gateway, paced", "gateway, flat out", "reference, paced", "reference, flat out"]
+        .iter()
+        .zip(&summaries)
+    {
         if let Some(failure) = &summary.first_failure {
             let _ = writeln!(out, "\nFirst other failure ({name}): `{failure}`");
         }
     }
-    let _ = writeln!(out, "\n![restarts under load]({load_svg})\n");
+    let _ = writeln!(
+        out,
+        "\nThe longest connect wait of each restart, paced load:\n\n![restarts under load]({load_svg})\n"
+    );
 }
 
 /// Bars of each restart's longest connect wait, both targets, on a log scale.
 pub fn restart_load_svg(ours: &Figures, theirs: &Figures) -> String {
     let (w, h, left, right, top, bottom) = (640.0, 360.0, 70.0, 20.0, 40.0, 50.0);
-    let per_restart = |f: &Figures| -> Vec<f64> {
-        f.restart_load
-            .longest_wait
-            .iter()
-            .map(|d| ms(*d).max(0.01))
-            .collect()
-    };
-    let (us, them) = (per_restart(ours), per_restart(theirs));
+    let millis = |waits: &[std::time::Duration]| -> Vec<f64> { waits.iter().map(|d| ms(*d)).collect() };
+    let us = millis(&ours.restart_paced.longest_wait);
+    let steady = millis(&ours.restart_paced.longest_wait_steady);
+    let them = millis(&theirs.restart_paced.longest_wait);
     let n = us.len().max(them.len()).max(1);
     let lowest = 0.1f64;
     let highest = us
@@ -395,7 +480,7 @@ pub fn restart_load_svg(ours: &Figures, theirs: &Figures) -> String {
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="{}" y="22" text-anchor="middle" font-size="14">Longest connect wait in each restart under load (ms, log scale)</text>
+<text x="{}" y="22" text-anchor="middle" font-size="14">Longest connect wait in each restart, paced load (ms, log scale)</text>
 "#,
         w / 2.0
     );
@@ -428,10 +513,11 @@ pub fn restart_load_svg(ours: &Figures, theirs: &Figures) -> String {
         left + (w - left - right) / 2.0,
         h - bottom + 36.0
     );
-    let bar = slot * 0.35;
+    let bar = slot * 0.26;
     for (offset, values, colour, label, label_y) in [
-        (0.12, &us, "#1f77b4", "gateway (SIGHUP handoff)", 50.0),
-        (0.53, &them, "#d62728", "node reference (stop + start)", 68.0),
+        (0.1, &steady, "#aec7e8", "gateway, steady window before the restart", 50.0),
+        (0.37, &us, "#1f77b4", "gateway, SIGHUP handoff", 68.0),
+        (0.64, &them, "#d62728", "node reference, stop + start", 86.0),
     ] {
         for (i, v) in values.iter().enumerate() {
             let x = left + slot * (i as f64 + offset);

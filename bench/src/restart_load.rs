@@ -1,6 +1,9 @@
 //! Restart under load: N clients loop connect + `GET /healthz` and connect + WebSocket
 //! `connect`/`health` while the server restarts R times — the gateway by SIGHUP (the
-//! handoff), the Node reference by stop + start, the only restart it has.
+//! handoff), the Node reference by stop + start, the only restart it has. The clients
+//! either go flat out (back to back: the server is saturated, and every wait is mostly
+//! queueing) or are paced (one request per client per period, well under capacity, so
+//! that a wait shows what the restart itself costs).
 //!
 //! Per request (one `/healthz`, or one WebSocket session) a client records whether a
 //! connect was refused, whether the connection was reset (or closed before an answer),
@@ -32,9 +35,13 @@ pub const RETRY: Duration = Duration::from_millis(2);
 /// A request not served within this long is a failure.
 const GIVE_UP: Duration = Duration::from_secs(10);
 /// Load before the first restart, and between restarts.
-pub const SETTLE: Duration = Duration::from_millis(300);
+pub const SETTLE: Duration = Duration::from_millis(500);
 /// Requests still in flight this long after a restart's window count as during it.
 const TAIL: Duration = Duration::from_millis(20);
+/// How long before a restart's signal its steady yardstick window ends.
+pub const STEADY_BEFORE: Duration = Duration::from_millis(100);
+/// The longest steady window: it must stay clear of the previous restart's stragglers.
+const STEADY_MAX: Duration = Duration::from_millis(300);
 
 const CONNECT: &str = r#"{"type":"req","id":"c","method":"connect","params":{"minProtocol":1,"maxProtocol":1,"client":{"name":"bench","version":"1"}}}"#;
 const HEALTH: &str = r#"{"type":"req","id":"h","method":"health","params":{}}"#;
@@ -72,9 +79,17 @@ impl Request {
     }
 }
 
+/// The clients driving a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub clients: usize,
+    /// Each client starts a request at most once per this period; `None`: back to back.
+    pub pace: Option<Duration>,
+}
+
 /// One restart-under-load run of one target.
 pub struct LoadRun {
-    pub clients: usize,
+    pub load: Load,
     pub restarts: usize,
     /// Requests that got their answer.
     pub served: usize,
@@ -87,16 +102,32 @@ pub struct LoadRun {
     pub longest_wait: Vec<Duration>,
     /// Every connect wait of a request that overlapped a restart.
     pub waits_during_restarts: Vec<Duration>,
+    /// Per restart, the longest connect wait in a window as long as the restart (at
+    /// most [`STEADY_MAX`]) ending [`STEADY_BEFORE`] before its signal: the same load,
+    /// no restart (the yardstick).
+    pub longest_wait_steady: Vec<Duration>,
     /// Per restart, the signal to the first `/healthz` answered with the new pid.
     pub serving_after_signal: Vec<Duration>,
 }
 
-pub async fn measure(target: &Target, clients: usize, restarts: usize) -> LoadRun {
+pub async fn measure(target: &Target, load: Load, restarts: usize) -> LoadRun {
     let port = free_port();
     let mut server = Server::start(target, port);
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| tokio::spawn(client_loop(port, i % 2 == 1, Arc::clone(&stop))))
+    let tasks: Vec<_> = (0..load.clients)
+        .map(|i| {
+            // Paced clients start spread over one period, not all at once.
+            let first = load.pace.map_or(Duration::ZERO, |pace| {
+                pace * u32::try_from(i).unwrap_or(0) / u32::try_from(load.clients).unwrap_or(1)
+            });
+            tokio::spawn(client_loop(
+                port,
+                i % 2 == 1,
+                first,
+                load.pace,
+                Arc::clone(&stop),
+            ))
+        })
         .collect();
 
     let mut windows = Vec::with_capacity(restarts);
@@ -123,7 +154,7 @@ pub async fn measure(target: &Target, clients: usize, restarts: usize) -> LoadRu
     drop(server);
 
     let mut run = LoadRun {
-        clients,
+        load,
         restarts,
         served: 0,
         refused: 0,
@@ -133,6 +164,7 @@ pub async fn measure(target: &Target, clients: usize, restarts: usize) -> LoadRu
         first_failure: None,
         longest_wait: vec![Duration::ZERO; restarts],
         waits_during_restarts: Vec::new(),
+        longest_wait_steady: vec![Duration::ZERO; restarts],
         serving_after_signal,
     };
     for request in &requests {
@@ -155,13 +187,32 @@ pub async fn measure(target: &Target, clients: usize, restarts: usize) -> LoadRu
         if during {
             run.waits_during_restarts.push(wait);
         }
+        for (longest, window) in run.longest_wait_steady.iter_mut().zip(&windows) {
+            let end = window.signal - STEADY_BEFORE;
+            let start = end - (window.end + TAIL - window.signal).min(STEADY_MAX);
+            if request.started <= end && request.started + wait >= start {
+                *longest = (*longest).max(wait);
+            }
+        }
     }
     run
 }
 
-async fn client_loop(port: u16, mut websocket: bool, stop: Arc<AtomicBool>) -> Vec<Request> {
+async fn client_loop(
+    port: u16,
+    mut websocket: bool,
+    first: Duration,
+    pace: Option<Duration>,
+    stop: Arc<AtomicBool>,
+) -> Vec<Request> {
     let mut requests = Vec::new();
+    let mut next = tokio::time::Instant::now() + first;
     while !stop.load(Ordering::Relaxed) {
+        if let Some(pace) = pace {
+            tokio::time::sleep_until(next).await;
+            // A late request does not make the next ones bunch up.
+            next = (next + pace).max(tokio::time::Instant::now());
+        }
         requests.push(if websocket {
             websocket_request(port).await
         } else {

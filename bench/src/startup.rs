@@ -1,6 +1,8 @@
 //! Fail-fast (exec to exit of a refused start, beside the bind-and-exit floor) and
 //! ready (exec to first /healthz 200).
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::floor::Floor;
@@ -10,36 +12,49 @@ use crate::target::{Target, free_port, healthz_ok};
 /// so that both see the same machine at the same moments.
 pub struct FailFast {
     pub target: Vec<Duration>,
+    /// Exec to the first line on the target's stderr (the refusal's first line).
+    pub first_line: Vec<Duration>,
     pub floor: Vec<Duration>,
 }
 
 pub fn fail_fast(target: &Target, floor: &Floor, runs: usize) -> FailFast {
     let port = free_port();
     let _holder = target.start(port);
-    let refused_start = || {
+    let refused_start = |samples: &mut FailFast| {
         let started = Instant::now();
-        let status = target.spawn(port).wait().expect("wait");
+        let mut child = target
+            .command(port)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server under test");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut line = String::new();
+        let _ = stderr.read_line(&mut line);
+        let first_line = started.elapsed();
+        let status = child.wait().expect("wait");
         let elapsed = started.elapsed();
         assert_eq!(
             status.code(),
             Some(78),
-            "{}: a refused start exits 78",
+            "{}: a refused start exits 78 (first line: {line:?})",
             target.name()
         );
-        elapsed
+        samples.target.push(elapsed);
+        samples.first_line.push(first_line);
     };
     let mut samples = FailFast {
         target: Vec::with_capacity(runs),
+        first_line: Vec::with_capacity(runs),
         floor: Vec::with_capacity(runs),
     };
     for run in 0..runs {
         // Alternate which goes first, so neither always runs on a warmer cache.
         if run % 2 == 0 {
-            samples.target.push(refused_start());
+            refused_start(&mut samples);
             samples.floor.push(floor.refused_start(port));
         } else {
             samples.floor.push(floor.refused_start(port));
-            samples.target.push(refused_start());
+            refused_start(&mut samples);
         }
     }
     samples
