@@ -58,10 +58,7 @@ impl RestartLoadSummary {
     /// How the clients were driven, for a table row.
     fn load(&self) -> String {
         match self.pace_ms {
-            Some(pace) => format!(
-                "{} clients, one request each per {pace} ms",
-                self.clients
-            ),
+            Some(pace) => format!("{} clients, one request each per {pace} ms", self.clients),
             None => format!("{} clients flat out", self.clients),
         }
     }
@@ -442,9 +439,14 @@ fn restart_load_section(out: &mut String, ours: &Figures, theirs: &Figures, load
     line("requests served / other failures", &|s| {
         format!("{} / {}", s.served, s.failed)
     });
-    for (name, summary) in ["gateway, paced", "gateway, flat out", "reference, paced", "reference, flat out"]
-        .iter()
-        .zip(&summaries)
+    for (name, summary) in [
+        "gateway, paced",
+        "gateway, flat out",
+        "reference, paced",
+        "reference, flat out",
+    ]
+    .iter()
+    .zip(&summaries)
     {
         if let Some(failure) = &summary.first_failure {
             let _ = writeln!(out, "\nFirst other failure ({name}): `{failure}`");
@@ -459,7 +461,8 @@ fn restart_load_section(out: &mut String, ours: &Figures, theirs: &Figures, load
 /// Bars of each restart's longest connect wait, both targets, on a log scale.
 pub fn restart_load_svg(ours: &Figures, theirs: &Figures) -> String {
     let (w, h, left, right, top, bottom) = (640.0, 360.0, 70.0, 20.0, 40.0, 50.0);
-    let millis = |waits: &[std::time::Duration]| -> Vec<f64> { waits.iter().map(|d| ms(*d)).collect() };
+    let millis =
+        |waits: &[std::time::Duration]| -> Vec<f64> { waits.iter().map(|d| ms(*d)).collect() };
     let us = millis(&ours.restart_paced.longest_wait);
     let steady = millis(&ours.restart_paced.longest_wait_steady);
     let them = millis(&theirs.restart_paced.longest_wait);
@@ -515,7 +518,13 @@ pub fn restart_load_svg(ours: &Figures, theirs: &Figures) -> String {
     );
     let bar = slot * 0.26;
     for (offset, values, colour, label, label_y) in [
-        (0.1, &steady, "#aec7e8", "gateway, steady window before the restart", 50.0),
+        (
+            0.1,
+            &steady,
+            "#aec7e8",
+            "gateway, steady window before the restart",
+            50.0,
+        ),
         (0.37, &us, "#1f77b4", "gateway, SIGHUP handoff", 68.0),
         (0.64, &them, "#d62728", "node reference, stop + start", 86.0),
     ] {

@@ -359,7 +359,8 @@ async fn websocket_request(port: u16) -> Request {
             match session.next().await {
                 Some(Ok(Message::Text(text))) if text.as_str().contains(r#""type":"res""#) => {
                     if !text.as_str().contains(expected) {
-                        request.failure = Some(format!("expected {expected}, got {}", text.as_str()));
+                        request.failure =
+                            Some(format!("expected {expected}, got {}", text.as_str()));
                         return request;
                     }
                     break;
@@ -476,10 +477,10 @@ impl Server {
     /// Polls `/healthz` until a process other than `old` answers; its pid.
     fn await_new_pid(&self, old: Pid, since: Instant) -> Pid {
         loop {
-            if let Some(pid) = healthz_pid(self.port) {
-                if pid != old.as_raw() as u32 {
-                    return Pid::from_raw(pid as i32);
-                }
+            if let Some(pid) = healthz_pid(self.port)
+                && pid != old.as_raw() as u32
+            {
+                return Pid::from_raw(pid as i32);
             }
             assert!(
                 since.elapsed() < Duration::from_secs(15),
