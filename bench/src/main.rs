@@ -33,6 +33,8 @@ struct Options {
     quick: bool,
     /// Measure the gateway only and print its figures (for tuning); writes nothing.
     gateway_only: bool,
+    /// Restarts per restart-under-load run (default 10, or 3 with `--quick`).
+    restarts: Option<usize>,
     /// Only drive `health` load at a server already on this port (for profiling).
     load_port: Option<u16>,
 }
@@ -47,6 +49,7 @@ fn parse_options() -> Options {
         quick: false,
         gateway_only: false,
         load_port: None,
+        restarts: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -63,6 +66,15 @@ fn parse_options() -> Options {
             "--out" => options.out = value(),
             "--quick" => options.quick = true,
             "--gateway-only" => options.gateway_only = true,
+            "--restarts" => {
+                options.restarts = Some(
+                    value()
+                        .to_str()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|n| *n > 0)
+                        .unwrap_or_else(|| usage("--restarts")),
+                );
+            }
             "--load-port" => {
                 options.load_port = Some(
                     value()
@@ -79,12 +91,13 @@ fn parse_options() -> Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--floor-source FILE.c] [--out FILE.md] [--quick] [--gateway-only] [--load-port PORT]"
+        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--floor-source FILE.c] [--out FILE.md] [--quick] [--gateway-only] [--restarts N] [--load-port PORT]"
     );
     std::process::exit(2);
 }
 
-async fn figures(target: &Target, floor: &Floor, quick: bool) -> Figures {
+async fn figures(target: &Target, floor: &Floor, options: &Options) -> Figures {
+    let quick = options.quick;
     let name = target.name();
     let runs = if quick { 20 } else { 100 };
     eprintln!("[{name}] fail-fast beside the bind-and-exit floor, and ready ({runs} runs each)");
@@ -110,7 +123,7 @@ async fn figures(target: &Target, floor: &Floor, quick: bool) -> Figures {
         gaps.push((clients, ms(median(&samples)), clean as f64 / total as f64));
     }
 
-    let restarts = if quick { 3 } else { 10 };
+    let restarts = options.restarts.unwrap_or(if quick { 3 } else { 10 });
     let paced = Load {
         clients: 100,
         pace: Some(Duration::from_millis(20)),
@@ -187,7 +200,7 @@ async fn main() {
         node: options.node.clone(),
         script: options.reference.clone(),
     };
-    let ours = figures(&gateway, &floor, options.quick).await;
+    let ours = figures(&gateway, &floor, &options).await;
     if options.gateway_only {
         let paced = report::RestartLoadSummary::of(&ours.restart_paced);
         let flat_out = report::RestartLoadSummary::of(&ours.restart_flat_out);
@@ -206,7 +219,7 @@ async fn main() {
         );
         return;
     }
-    let theirs = figures(&reference, &floor, options.quick).await;
+    let theirs = figures(&reference, &floor, &options).await;
 
     let gap_svg = options.out.with_file_name("restart-gap.svg");
     let load_svg = options.out.with_file_name("restart-under-load.svg");

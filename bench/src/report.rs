@@ -39,6 +39,7 @@ pub struct RestartLoadSummary {
     pub served: usize,
     pub failed: usize,
     pub first_failure: Option<String>,
+    pub first_reset: Option<String>,
     pub refused_per_restart: f64,
     pub reset_per_restart: f64,
     pub goodbyes_per_restart: f64,
@@ -72,6 +73,7 @@ impl RestartLoadSummary {
             served: run.served,
             failed: run.failed,
             first_failure: run.first_failure.clone(),
+            first_reset: run.first_reset.clone(),
             refused_per_restart: per_restart(run.refused),
             reset_per_restart: per_restart(run.reset),
             goodbyes_per_restart: per_restart(run.goodbyes),
@@ -450,6 +452,9 @@ fn restart_load_section(out: &mut String, ours: &Figures, theirs: &Figures, load
     {
         if let Some(failure) = &summary.first_failure {
             let _ = writeln!(out, "\nFirst other failure ({name}): `{failure}`");
+        }
+        if let Some(reset) = &summary.first_reset {
+            let _ = writeln!(out, "\nFirst reset ({name}): {reset}");
         }
     }
     let _ = writeln!(

@@ -53,8 +53,8 @@ struct Request {
     wait: Option<Duration>,
     /// A connect was refused (the port was not listening).
     refused: bool,
-    /// The connection was reset, or closed before an answer.
-    reset: bool,
+    /// The first reset (or close before an answer): when, and where in the request.
+    reset: Option<(Instant, String)>,
     /// A WebSocket session ended by the server's restart notice (shutdown event and
     /// a 1012 or 1001 close): the documented way to tell a client to reconnect.
     goodbye: bool,
@@ -68,10 +68,15 @@ impl Request {
             started: Instant::now(),
             wait: None,
             refused: false,
-            reset: false,
+            reset: None,
             goodbye: false,
             failure: None,
         }
+    }
+
+    fn reset(&mut self, stage: &str, error: &dyn std::fmt::Display) {
+        self.reset
+            .get_or_insert_with(|| (Instant::now(), format!("{stage}: {error}")));
     }
 
     fn answered(&mut self) {
@@ -98,6 +103,8 @@ pub struct LoadRun {
     pub goodbyes: usize,
     pub failed: usize,
     pub first_failure: Option<String>,
+    /// The first reset: where in the request, and when against the nearest restart.
+    pub first_reset: Option<String>,
     /// Per restart, the longest connect wait of a request that overlapped it.
     pub longest_wait: Vec<Duration>,
     /// Every connect wait of a request that overlapped a restart.
@@ -162,6 +169,7 @@ pub async fn measure(target: &Target, load: Load, restarts: usize) -> LoadRun {
         goodbyes: 0,
         failed: 0,
         first_failure: None,
+        first_reset: None,
         longest_wait: vec![Duration::ZERO; restarts],
         waits_during_restarts: Vec::new(),
         longest_wait_steady: vec![Duration::ZERO; restarts],
@@ -170,7 +178,11 @@ pub async fn measure(target: &Target, load: Load, restarts: usize) -> LoadRun {
     for request in &requests {
         run.served += usize::from(request.wait.is_some() && request.failure.is_none());
         run.refused += usize::from(request.refused);
-        run.reset += usize::from(request.reset);
+        if let Some((at, what)) = &request.reset {
+            run.reset += 1;
+            run.first_reset
+                .get_or_insert_with(|| describe(*at, what, request.started, &windows));
+        }
         run.goodbyes += usize::from(request.goodbye);
         if let Some(failure) = &request.failure {
             run.failed += 1;
@@ -196,6 +208,35 @@ pub async fn measure(target: &Target, load: Load, restarts: usize) -> LoadRun {
         }
     }
     run
+}
+
+/// A reset, placed against the restart whose signal is nearest.
+fn describe(at: Instant, what: &str, started: Instant, windows: &[Window]) -> String {
+    let offset = |t: Instant, signal: Instant| {
+        if t >= signal {
+            format!("+{:.2} ms", (t - signal).as_secs_f64() * 1e3)
+        } else {
+            format!("-{:.2} ms", (signal - t).as_secs_f64() * 1e3)
+        }
+    };
+    let nearest = windows.iter().enumerate().min_by_key(|(_, w)| {
+        if at >= w.signal {
+            at - w.signal
+        } else {
+            w.signal - at
+        }
+    });
+    match nearest {
+        Some((i, w)) => format!(
+            "{what}; request started {} and reset {} from restart {}'s signal (new process serving at {}, old gone at {})",
+            offset(started, w.signal),
+            offset(at, w.signal),
+            i + 1,
+            offset(w.serving, w.signal),
+            offset(w.end, w.signal)
+        ),
+        None => what.to_owned(),
+    }
 }
 
 async fn client_loop(
@@ -239,7 +280,7 @@ async fn connect(port: u16, request: &mut Request) -> Option<TcpStream> {
         match TcpStream::connect(("127.0.0.1", port)).await {
             Ok(stream) => return Some(stream),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => request.refused = true,
-            Err(e) if is_reset(&e) => request.reset = true,
+            Err(e) if is_reset(&e) => request.reset("connect", &e),
             Err(e) => {
                 request.failure = Some(format!("connect: {e}"));
                 return None;
@@ -284,7 +325,7 @@ async fn http_request(port: u16) -> Request {
         let answered = answer.await;
         match answered {
             Ok(()) => break stream,
-            Err(e) if is_reset(&e) => request.reset = true,
+            Err(e) if is_reset(&e) => request.reset("/healthz before the answer", &e),
             Err(e) => {
                 request.failure = Some(format!("/healthz: {e}"));
                 return request;
@@ -296,7 +337,7 @@ async fn http_request(port: u16) -> Request {
     };
     request.answered();
     match stream.read_to_end(&mut response).await {
-        Err(e) if is_reset(&e) => request.reset = true,
+        Err(e) if is_reset(&e) => request.reset("/healthz after the answer began", &e),
         Err(e) => request.failure = Some(format!("/healthz: {e}")),
         Ok(_) if !response.starts_with(b"HTTP/1.1 200 ") => {
             let status = String::from_utf8_lossy(&response);
@@ -335,7 +376,7 @@ async fn websocket_request(port: u16) -> Request {
             .await
         {
             Ok((session, _)) => break session,
-            Err(e) if is_ws_reset(&e) => request.reset = true,
+            Err(e) if is_ws_reset(&e) => request.reset("upgrade", &e),
             Err(e) => {
                 request.failure = Some(format!("upgrade: {e}"));
                 return request;
@@ -349,7 +390,7 @@ async fn websocket_request(port: u16) -> Request {
     for (message, expected) in [(CONNECT, "hello-ok"), (HEALTH, r#""status":"live""#)] {
         if let Err(e) = session.send(Message::text(message)).await {
             if is_ws_reset(&e) {
-                request.reset = true;
+                request.reset(&format!("sending {expected} request"), &e);
             } else {
                 request.failure = Some(format!("send: {e}"));
             }
@@ -379,7 +420,7 @@ async fn websocket_request(port: u16) -> Request {
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) if is_ws_reset(&e) => {
-                    request.reset = true;
+                    request.reset(&format!("awaiting {expected}"), &e);
                     return request;
                 }
                 Some(Err(e)) => {
@@ -387,7 +428,10 @@ async fn websocket_request(port: u16) -> Request {
                     return request;
                 }
                 None => {
-                    request.reset = true;
+                    request.reset(
+                        &format!("awaiting {expected}"),
+                        &"closed without a close frame",
+                    );
                     return request;
                 }
             }
