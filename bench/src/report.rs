@@ -506,6 +506,15 @@ pub fn restart_load_svg(ours: &Figures, theirs: &Figures) -> String {
         );
         decade += 1;
     }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#2ca02c" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" text-anchor="end" fill="#2ca02c">goal: 5 ms</text>"##,
+        w - right,
+        y(5.0),
+        y(5.0),
+        w - right - 4.0,
+        y(5.0) - 4.0
+    );
     for i in 0..n {
         let _ = writeln!(
             svg,
