@@ -169,7 +169,7 @@ pub fn markdown(
         out,
         "Medians unless noted. *Ratio* is reference ÷ gateway: above 1 means the gateway is faster or \
          smaller (for throughput, gateway ÷ reference). The machine is shared with other developers, \
-         whose builds and tests ran during this run: expect ±20 % and more; \
+         whose processes ran beside this run: expect ±20 % and more; \
          [performance.md](performance.md) lists every run of the day.\n"
     );
     let _ = writeln!(
