@@ -4,9 +4,11 @@
 //! Run it with `bash bench/run` (builds what it needs first).
 
 mod client;
+mod floor;
 mod memory;
 mod report;
 mod restart_gap;
+mod restart_load;
 mod startup;
 mod stats;
 mod target;
@@ -15,7 +17,9 @@ mod throughput;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use floor::Floor;
 use report::{Figures, Machine};
+use restart_load::Load;
 use stats::{median, ms};
 use target::Target;
 
@@ -23,10 +27,14 @@ struct Options {
     gateway: PathBuf,
     node: PathBuf,
     reference: PathBuf,
+    /// The bind-and-exit floor's C source, compiled beside the gateway binary.
+    floor_source: PathBuf,
     out: PathBuf,
     quick: bool,
     /// Measure the gateway only and print its figures (for tuning); writes nothing.
     gateway_only: bool,
+    /// Restarts per restart-under-load run (default 10, or 3 with `--quick`).
+    restarts: Option<usize>,
     /// Only drive `health` load at a server already on this port (for profiling).
     load_port: Option<u16>,
 }
@@ -36,10 +44,12 @@ fn parse_options() -> Options {
         gateway: "target/release/gateway".into(),
         node: "node".into(),
         reference: "bench/reference/server.js".into(),
+        floor_source: "bench/floor/bind_floor.c".into(),
         out: "docs/benchmarks.md".into(),
         quick: false,
         gateway_only: false,
         load_port: None,
+        restarts: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -52,9 +62,19 @@ fn parse_options() -> Options {
             "--gateway" => options.gateway = value(),
             "--node" => options.node = value(),
             "--reference" => options.reference = value(),
+            "--floor-source" => options.floor_source = value(),
             "--out" => options.out = value(),
             "--quick" => options.quick = true,
             "--gateway-only" => options.gateway_only = true,
+            "--restarts" => {
+                options.restarts = Some(
+                    value()
+                        .to_str()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|n| *n > 0)
+                        .unwrap_or_else(|| usage("--restarts")),
+                );
+            }
             "--load-port" => {
                 options.load_port = Some(
                     value()
@@ -71,16 +91,20 @@ fn parse_options() -> Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--out FILE.md] [--quick] [--gateway-only] [--load-port PORT]"
+        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--floor-source FILE.c] [--out FILE.md] [--quick] [--gateway-only] [--restarts N] [--load-port PORT]"
     );
     std::process::exit(2);
 }
 
-async fn figures(target: &Target, quick: bool) -> Figures {
+async fn figures(target: &Target, floor: &Floor, options: &Options) -> Figures {
+    let quick = options.quick;
     let name = target.name();
     let runs = if quick { 20 } else { 100 };
-    eprintln!("[{name}] fail-fast and ready ({runs} runs each)");
-    let fail_fast_ms = ms(median(&startup::fail_fast(target, runs)));
+    eprintln!("[{name}] fail-fast beside the bind-and-exit floor, and ready ({runs} runs each)");
+    let fail_fast = startup::fail_fast(target, floor, runs);
+    let fail_fast_ms = ms(median(&fail_fast.target));
+    let floor_ms = ms(median(&fail_fast.floor));
+    let first_line_ms = ms(median(&fail_fast.first_line));
     let ready_ms = ms(median(&startup::ready(target, runs)));
 
     let gap_runs = if quick { 1 } else { 5 };
@@ -99,6 +123,30 @@ async fn figures(target: &Target, quick: bool) -> Figures {
         gaps.push((clients, ms(median(&samples)), clean as f64 / total as f64));
     }
 
+    let restarts = options.restarts.unwrap_or(if quick { 3 } else { 10 });
+    let paced = Load {
+        clients: 100,
+        pace: Some(Duration::from_millis(20)),
+    };
+    let flat_out = Load {
+        clients: 100,
+        pace: None,
+    };
+    eprintln!("[{name}] {restarts} restarts under paced load ({paced:?})");
+    let restart_paced = restart_load::measure(target, paced, restarts).await;
+    eprintln!("[{name}] {restarts} restarts under flat-out load ({flat_out:?})");
+    let restart_flat_out = restart_load::measure(target, flat_out, restarts).await;
+    eprintln!("[{name}] {restarts} restarts with no load");
+    let idle = Load {
+        clients: 0,
+        pace: None,
+    };
+    let idle_serving_ms = ms(median(
+        &restart_load::measure(target, idle, restarts)
+            .await
+            .serving_after_signal,
+    ));
+
     let duration = Duration::from_secs(if quick { 1 } else { 3 });
     let mut rates = Vec::new();
     for connections in [1, 64] {
@@ -112,8 +160,13 @@ async fn figures(target: &Target, quick: bool) -> Figures {
     Figures {
         name,
         fail_fast_ms,
+        floor_ms,
+        first_line_ms,
         ready_ms,
         gaps,
+        restart_paced,
+        restart_flat_out,
+        idle_serving_ms,
         throughput: rates,
         idle_rss_mib: memory.idle_rss as f64 / (1024.0 * 1024.0),
         per_connection_kib: memory.per_connection / 1024.0,
@@ -135,6 +188,11 @@ async fn main() {
         }
         return;
     }
+    let floor_binary = options.gateway.with_file_name("bind-floor");
+    let floor = Floor::compile(&options.floor_source, &floor_binary).unwrap_or_else(|error| {
+        eprintln!("gateway-bench: cannot build the bind-and-exit floor: {error}");
+        std::process::exit(1);
+    });
     let gateway = Target::Gateway {
         binary: options.gateway.clone(),
     };
@@ -142,37 +200,58 @@ async fn main() {
         node: options.node.clone(),
         script: options.reference.clone(),
     };
-    let ours = figures(&gateway, options.quick).await;
+    let ours = figures(&gateway, &floor, &options).await;
     if options.gateway_only {
+        let paced = report::RestartLoadSummary::of(&ours.restart_paced);
+        let flat_out = report::RestartLoadSummary::of(&ours.restart_flat_out);
         println!(
-            "fail-fast {:.2} ms, ready {:.2} ms\ngaps (clients, ms, clean share): {:?}\nthroughput (conns, rps, p50 ms, p99 ms): {:?}\nidle RSS {:.2} MiB, per connection {:.2} KiB",
+            "fail-fast {:.2} ms (first line {:.2} ms), floor {:.2} ms ({:.2}x), ready {:.2} ms\ngaps (clients, ms, clean share): {:?}\nrestarts under paced load: {paced:?}\nrestarts under flat-out load: {flat_out:?}\nSIGHUP -> serving with no load: {:.2} ms\nthroughput (conns, rps, p50 ms, p99 ms): {:?}\nidle RSS {:.2} MiB, per connection {:.2} KiB",
             ours.fail_fast_ms,
+            ours.first_line_ms,
+            ours.floor_ms,
+            ours.fail_fast_ms / ours.floor_ms,
             ours.ready_ms,
             ours.gaps,
+            ours.idle_serving_ms,
             ours.throughput,
             ours.idle_rss_mib,
             ours.per_connection_kib
         );
         return;
     }
-    let theirs = figures(&reference, options.quick).await;
+    let theirs = figures(&reference, &floor, &options).await;
 
-    let svg_path = options.out.with_file_name("restart-gap.svg");
-    let svg_name = svg_path.file_name().map_or("restart-gap.svg".into(), |n| {
-        n.to_string_lossy().into_owned()
-    });
+    let gap_svg = options.out.with_file_name("restart-gap.svg");
+    let load_svg = options.out.with_file_name("restart-under-load.svg");
+    let name = |path: &std::path::Path| {
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
     let command = if options.quick {
         "bash bench/run --quick"
     } else {
         "bash bench/run"
     };
-    let markdown = report::markdown(&ours, &theirs, &Machine::read(), command, &svg_name);
+    let markdown = report::markdown(
+        &ours,
+        &theirs,
+        &Machine::read(),
+        command,
+        &name(&gap_svg),
+        &name(&load_svg),
+    );
     print!("{markdown}");
     if let Err(error) = std::fs::write(&options.out, &markdown)
-        .and_then(|()| std::fs::write(&svg_path, report::restart_gap_svg(&ours, &theirs)))
+        .and_then(|()| std::fs::write(&gap_svg, report::restart_gap_svg(&ours, &theirs)))
+        .and_then(|()| std::fs::write(&load_svg, report::restart_load_svg(&ours, &theirs)))
     {
         eprintln!("gateway-bench: cannot write the report: {error}");
         std::process::exit(1);
     }
-    eprintln!("wrote {} and {}", options.out.display(), svg_path.display());
+    eprintln!(
+        "wrote {}, {} and {}",
+        options.out.display(),
+        gap_svg.display(),
+        load_svg.display()
+    );
 }

@@ -1,18 +1,91 @@
-//! Writing the results: a Markdown table and an SVG chart of the restart gap.
+//! Writing the results: a Markdown table, an SVG chart of the restart gap and one of
+//! the restarts under load.
 
 use std::fmt::Write as _;
+
+use crate::restart_load::LoadRun;
+use crate::stats::{median, ms, percentile};
 
 /// One target's figures.
 pub struct Figures {
     pub name: &'static str,
     pub fail_fast_ms: f64,
+    /// The bind-and-exit floor, measured interleaved with `fail_fast_ms`.
+    pub floor_ms: f64,
+    /// Exec to the refusal's first line on stderr, in the same runs as `fail_fast_ms`.
+    pub first_line_ms: f64,
     pub ready_ms: f64,
     /// (clients, median gap ms, share of clean goodbyes)
     pub gaps: Vec<(usize, f64, f64)>,
+    /// Restarts under paced load: the goals' figures.
+    pub restart_paced: LoadRun,
+    /// Restarts under flat-out load: the stress figures.
+    pub restart_flat_out: LoadRun,
+    /// Restart signal to the new process serving, median, with no clients.
+    pub idle_serving_ms: f64,
     /// (connections, requests/s, p50 ms, p99 ms)
     pub throughput: Vec<(usize, f64, f64, f64)>,
     pub idle_rss_mib: f64,
     pub per_connection_kib: f64,
+}
+
+/// The restart-under-load figures of one run, as reported.
+#[derive(Debug)]
+pub struct RestartLoadSummary {
+    pub clients: usize,
+    /// Each client's request period, in ms; `None`: back to back.
+    pub pace_ms: Option<u128>,
+    pub restarts: usize,
+    pub served: usize,
+    pub failed: usize,
+    pub first_failure: Option<String>,
+    pub first_reset: Option<String>,
+    pub refused_per_restart: f64,
+    pub reset_per_restart: f64,
+    pub goodbyes_per_restart: f64,
+    /// p99 over the restarts of each restart's longest connect wait.
+    pub longest_wait_p99_ms: f64,
+    pub longest_wait_median_ms: f64,
+    /// p99 over every request that overlapped a restart.
+    pub wait_p99_ms: f64,
+    /// The same as `longest_wait_*` in steady windows before the restarts.
+    pub steady_longest_wait_p99_ms: f64,
+    pub steady_longest_wait_median_ms: f64,
+    pub serving_median_ms: f64,
+    pub serving_max_ms: f64,
+}
+
+impl RestartLoadSummary {
+    /// How the clients were driven, for a table row.
+    fn load(&self) -> String {
+        match self.pace_ms {
+            Some(pace) => format!("{} clients, one request each per {pace} ms", self.clients),
+            None => format!("{} clients flat out", self.clients),
+        }
+    }
+
+    pub fn of(run: &LoadRun) -> Self {
+        let per_restart = |n: usize| n as f64 / run.restarts.max(1) as f64;
+        Self {
+            clients: run.load.clients,
+            pace_ms: run.load.pace.map(|p| p.as_millis()),
+            restarts: run.restarts,
+            served: run.served,
+            failed: run.failed,
+            first_failure: run.first_failure.clone(),
+            first_reset: run.first_reset.clone(),
+            refused_per_restart: per_restart(run.refused),
+            reset_per_restart: per_restart(run.reset),
+            goodbyes_per_restart: per_restart(run.goodbyes),
+            longest_wait_p99_ms: ms(percentile(&run.longest_wait, 0.99)),
+            longest_wait_median_ms: ms(median(&run.longest_wait)),
+            wait_p99_ms: ms(percentile(&run.waits_during_restarts, 0.99)),
+            steady_longest_wait_p99_ms: ms(percentile(&run.longest_wait_steady, 0.99)),
+            steady_longest_wait_median_ms: ms(median(&run.longest_wait_steady)),
+            serving_median_ms: ms(median(&run.serving_after_signal)),
+            serving_max_ms: ms(percentile(&run.serving_after_signal, 1.0)),
+        }
+    }
 }
 
 pub struct Machine {
@@ -57,7 +130,11 @@ fn row(
     target: &str,
     met: Option<bool>,
 ) {
-    let ratio = if ours > 0.0 { theirs / ours } else { f64::NAN };
+    let ratio = if ours > 0.0 {
+        format!("{:.2}×", theirs / ours)
+    } else {
+        String::new()
+    };
     let verdict = match met {
         Some(true) => "yes",
         Some(false) => "**no**",
@@ -65,7 +142,7 @@ fn row(
     };
     let _ = writeln!(
         out,
-        "| {figure} | {ours:.2} {unit} | {theirs:.2} {unit} | {ratio:.2}× | {target} | {verdict} |"
+        "| {figure} | {ours:.2} {unit} | {theirs:.2} {unit} | {ratio} | {target} | {verdict} |"
     );
 }
 
@@ -74,7 +151,8 @@ pub fn markdown(
     theirs: &Figures,
     machine: &Machine,
     command: &str,
-    svg_name: &str,
+    gap_svg: &str,
+    load_svg: &str,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Benchmarks\n");
@@ -90,7 +168,9 @@ pub fn markdown(
     let _ = writeln!(
         out,
         "Medians unless noted. *Ratio* is reference ÷ gateway: above 1 means the gateway is faster or \
-         smaller (for throughput, gateway ÷ reference). The machine is shared and noisy: expect ±20 %.\n"
+         smaller (for throughput, gateway ÷ reference). The machine is shared with other developers, \
+         whose processes ran beside this run: expect ±20 % and more; \
+         [performance.md](performance.md) lists every run of the day.\n"
     );
     let _ = writeln!(
         out,
@@ -108,6 +188,33 @@ pub fn markdown(
     );
     row(
         &mut out,
+        "fail-fast: exec → the refusal's first line on stderr (same runs)",
+        ours.first_line_ms,
+        theirs.first_line_ms,
+        "ms",
+        "",
+        None,
+    );
+    row(
+        &mut out,
+        "bind-and-exit floor (`bench/floor/bind_floor.c`), interleaved with the row above",
+        ours.floor_ms,
+        theirs.floor_ms,
+        "ms",
+        "",
+        None,
+    );
+    let (our_over_floor, their_over_floor) = (
+        ours.fail_fast_ms / ours.floor_ms,
+        theirs.fail_fast_ms / theirs.floor_ms,
+    );
+    let _ = writeln!(
+        out,
+        "| fail-fast ÷ floor | {our_over_floor:.2}× | {their_over_floor:.2}× | | ≤ 1.5× | {} |",
+        verdict(our_over_floor <= 1.5)
+    );
+    row(
+        &mut out,
         "ready: exec → first `/healthz` 200",
         ours.ready_ms,
         theirs.ready_ms,
@@ -120,7 +227,7 @@ pub fn markdown(
         let met = (*n == 1000).then_some(*gap <= 30.0 && *share >= 1.0);
         row(
             &mut out,
-            &format!("restart gap, {n} clients"),
+            &format!("restart gap (`stop` + start), {n} clients"),
             *gap,
             *their_gap,
             "ms",
@@ -132,9 +239,10 @@ pub fn markdown(
             "| clients with shutdown event + close 1001, {n} clients | {:.1} % | {:.1} % | | 100 % | {} |",
             share * 100.0,
             their_share * 100.0,
-            if *share >= 1.0 { "yes" } else { "**no**" }
+            verdict(*share >= 1.0)
         );
     }
+    restart_load_rows(&mut out, ours, theirs);
     for ((c, rps, p50, p99), (_, their_rps, their_p50, their_p99)) in
         ours.throughput.iter().zip(&theirs.throughput)
     {
@@ -143,7 +251,7 @@ pub fn markdown(
             out,
             "| `health` throughput, {c} connection{} | {rps:.0} req/s | {their_rps:.0} req/s | {ratio:.2}× | ≥ 2× | {} |",
             if *c == 1 { "" } else { "s" },
-            if ratio >= 2.0 { "yes" } else { "**no**" }
+            verdict(ratio >= 2.0)
         );
         row(
             &mut out,
@@ -183,8 +291,277 @@ pub fn markdown(
         Some(ours.per_connection_kib <= 8.0),
     );
     let _ = writeln!(out, "\n## Restart gap against connected clients\n");
-    let _ = writeln!(out, "![restart gap]({svg_name})\n");
+    let _ = writeln!(out, "![restart gap]({gap_svg})\n");
+    restart_load_section(&mut out, ours, theirs, load_svg);
     out
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "yes" } else { "**no**" }
+}
+
+fn restart_load_rows(out: &mut String, ours: &Figures, theirs: &Figures) {
+    for (our_run, their_run, goals) in [
+        (&ours.restart_paced, &theirs.restart_paced, true),
+        (&ours.restart_flat_out, &theirs.restart_flat_out, false),
+    ] {
+        let (us, them) = (
+            RestartLoadSummary::of(our_run),
+            RestartLoadSummary::of(their_run),
+        );
+        let load = us.load();
+        let _ = writeln!(
+            out,
+            "| restarts under load ({load}): refused connections per restart | {:.1} | {:.1} | | 0 (gateway) | {} |",
+            us.refused_per_restart,
+            them.refused_per_restart,
+            verdict(us.refused_per_restart == 0.0)
+        );
+        let _ = writeln!(
+            out,
+            "| reset connections per restart ({load}) | {:.1} | {:.1} | | 0 (gateway) | {} |",
+            us.reset_per_restart,
+            them.reset_per_restart,
+            verdict(us.reset_per_restart == 0.0)
+        );
+        row(
+            out,
+            &format!(
+                "longest connect wait during a restart, p99 of {} ({load})",
+                us.restarts
+            ),
+            us.longest_wait_p99_ms,
+            them.longest_wait_p99_ms,
+            "ms",
+            if goals { "≤ 5 ms" } else { "" },
+            goals.then_some(us.longest_wait_p99_ms <= 5.0),
+        );
+        row(
+            out,
+            &format!("the same in steady windows before the restarts ({load})"),
+            us.steady_longest_wait_p99_ms,
+            them.steady_longest_wait_p99_ms,
+            "ms",
+            "",
+            None,
+        );
+        row(
+            out,
+            &format!("restart signal → new process serving, median ({load})"),
+            us.serving_median_ms,
+            them.serving_median_ms,
+            "ms",
+            if goals { "≤ 10 ms" } else { "" },
+            goals.then_some(us.serving_median_ms <= 10.0),
+        );
+        let _ = writeln!(
+            out,
+            "| requests served / other failures ({load}) | {} / {} | {} / {} | | 0 failures | {} |",
+            us.served,
+            us.failed,
+            them.served,
+            them.failed,
+            verdict(us.failed == 0)
+        );
+    }
+    row(
+        out,
+        "restart signal → new process serving, median, no clients",
+        ours.idle_serving_ms,
+        theirs.idle_serving_ms,
+        "ms",
+        "",
+        None,
+    );
+}
+
+fn restart_load_section(out: &mut String, ours: &Figures, theirs: &Figures, load_svg: &str) {
+    let paced = RestartLoadSummary::of(&ours.restart_paced);
+    let _ = writeln!(out, "## Restarts under load\n");
+    let _ = writeln!(
+        out,
+        "The gateway restarts by `SIGHUP` (the handoff of section 6 of the contract); the reference \
+         by SIGTERM, waiting for its exit, and starting it again, the only restart it has. {} times \
+         each, {} ms of load apart, while {} clients loop, each alternating connect + `GET /healthz` \
+         and connect + WebSocket upgrade + `connect` + `health` + close: *paced* (each client starts \
+         a request at most every {} ms, well under the capacity of either server, so that a wait \
+         shows what the restart costs) and *flat out* (back to back: both servers are saturated and \
+         every wait is mostly queueing). A *connect wait* runs from a request's first `connect()` to \
+         the server's first answer (HTTP response, or WebSocket `101`); a refused or reset connect \
+         is retried every {} ms, and the request counts once as refused or reset however many \
+         retries it took. A restart lasts from the signal until the new process answers `/healthz` \
+         with its own pid and the old one has exited. The *steady window* of a restart is as long \
+         (at most 300 ms), and ends {} ms before its signal: the same load, no restart.\n",
+        paced.restarts,
+        crate::restart_load::SETTLE.as_millis(),
+        paced.clients,
+        paced.pace_ms.unwrap_or(0),
+        crate::restart_load::RETRY.as_millis(),
+        crate::restart_load::STEADY_BEFORE.as_millis(),
+    );
+    let summaries = [
+        RestartLoadSummary::of(&ours.restart_paced),
+        RestartLoadSummary::of(&ours.restart_flat_out),
+        RestartLoadSummary::of(&theirs.restart_paced),
+        RestartLoadSummary::of(&theirs.restart_flat_out),
+    ];
+    let _ = writeln!(
+        out,
+        "| | gateway, paced | gateway, flat out | reference, paced | reference, flat out |\n|---|---|---|---|---|"
+    );
+    let mut line = |label: &str, cell: &dyn Fn(&RestartLoadSummary) -> String| {
+        let cells: Vec<String> = summaries.iter().map(cell).collect();
+        let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
+    };
+    line("refused / reset connections per restart", &|s| {
+        format!("{:.1} / {:.1}", s.refused_per_restart, s.reset_per_restart)
+    });
+    line("longest connect wait per restart, median / p99", &|s| {
+        format!(
+            "{:.2} / {:.2} ms",
+            s.longest_wait_median_ms, s.longest_wait_p99_ms
+        )
+    });
+    line("the same in the steady windows", &|s| {
+        format!(
+            "{:.2} / {:.2} ms",
+            s.steady_longest_wait_median_ms, s.steady_longest_wait_p99_ms
+        )
+    });
+    line("connect wait p99, every request during a restart", &|s| {
+        format!("{:.2} ms", s.wait_p99_ms)
+    });
+    line("signal → new process serving, median / max", &|s| {
+        format!("{:.2} / {:.2} ms", s.serving_median_ms, s.serving_max_ms)
+    });
+    line(
+        "WebSocket sessions ended by the restart notice per restart (1012 / 1001)",
+        &|s| format!("{:.1}", s.goodbyes_per_restart),
+    );
+    line("requests served / other failures", &|s| {
+        format!("{} / {}", s.served, s.failed)
+    });
+    for (name, summary) in [
+        "gateway, paced",
+        "gateway, flat out",
+        "reference, paced",
+        "reference, flat out",
+    ]
+    .iter()
+    .zip(&summaries)
+    {
+        if let Some(failure) = &summary.first_failure {
+            let _ = writeln!(out, "\nFirst other failure ({name}): `{failure}`");
+        }
+        if let Some(reset) = &summary.first_reset {
+            let _ = writeln!(out, "\nFirst reset ({name}): {reset}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nThe longest connect wait of each restart, paced load:\n\n![restarts under load]({load_svg})\n"
+    );
+}
+
+/// Bars of each restart's longest connect wait, both targets, on a log scale.
+pub fn restart_load_svg(ours: &Figures, theirs: &Figures) -> String {
+    let (w, h, left, right, top, bottom) = (640.0, 360.0, 70.0, 20.0, 40.0, 50.0);
+    let millis =
+        |waits: &[std::time::Duration]| -> Vec<f64> { waits.iter().map(|d| ms(*d)).collect() };
+    let us = millis(&ours.restart_paced.longest_wait);
+    let steady = millis(&ours.restart_paced.longest_wait_steady);
+    let them = millis(&theirs.restart_paced.longest_wait);
+    let n = us.len().max(them.len()).max(1);
+    let lowest = 0.1f64;
+    let highest = us
+        .iter()
+        .chain(&them)
+        .copied()
+        .fold(10.0f64, f64::max)
+        .log10()
+        .ceil();
+    let y = |v: f64| {
+        let share = (v.max(lowest).log10() - lowest.log10()) / (highest - lowest.log10());
+        top + (h - top - bottom) * (1.0 - share)
+    };
+    let slot = (w - left - right) / n as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{}" y="22" text-anchor="middle" font-size="14">Longest connect wait in each restart, paced load (ms, log scale)</text>
+"#,
+        w / 2.0
+    );
+    let mut decade = lowest.log10().round() as i32;
+    while f64::from(decade) <= highest {
+        let v = 10f64.powi(decade);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v}</text>"##,
+            w - right,
+            y(v),
+            y(v),
+            left - 6.0,
+            y(v) + 4.0
+        );
+        decade += 1;
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#2ca02c" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" text-anchor="end" fill="#2ca02c">goal: 5 ms</text>"##,
+        w - right,
+        y(5.0),
+        y(5.0),
+        w - right - 4.0,
+        y(5.0) - 4.0
+    );
+    for i in 0..n {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            left + slot * (i as f64 + 0.5),
+            h - bottom + 18.0,
+            i + 1
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">restart</text>"#,
+        left + (w - left - right) / 2.0,
+        h - bottom + 36.0
+    );
+    let bar = slot * 0.26;
+    for (offset, values, colour, label, label_y) in [
+        (
+            0.1,
+            &steady,
+            "#aec7e8",
+            "gateway, steady window before the restart",
+            50.0,
+        ),
+        (0.37, &us, "#1f77b4", "gateway, SIGHUP handoff", 68.0),
+        (0.64, &them, "#d62728", "node reference, stop + start", 86.0),
+    ] {
+        for (i, v) in values.iter().enumerate() {
+            let x = left + slot * (i as f64 + offset);
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="{colour}"><title>{v:.2} ms</title></rect>"#,
+                y(*v),
+                (h - bottom - y(*v)).max(0.0)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{}" y="{}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}">{label}</text>"#,
+            left + 10.0,
+            label_y - 10.0,
+            left + 28.0,
+            label_y
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
 }
 
 /// A line chart of the restart gap (ms) against connected clients, both targets.

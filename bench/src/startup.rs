@@ -1,26 +1,63 @@
-//! Fail-fast (exec to exit of a refused start) and ready (exec to first /healthz 200).
+//! Fail-fast (exec to exit of a refused start, beside the bind-and-exit floor) and
+//! ready (exec to first /healthz 200).
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::floor::Floor;
 use crate::target::{Target, free_port, healthz_ok};
 
-pub fn fail_fast(target: &Target, runs: usize) -> Vec<Duration> {
+/// Refused starts of `target` and of the floor, interleaved against the same holder
+/// so that both see the same machine at the same moments.
+pub struct FailFast {
+    pub target: Vec<Duration>,
+    /// Exec to the first line on the target's stderr (the refusal's first line).
+    pub first_line: Vec<Duration>,
+    pub floor: Vec<Duration>,
+}
+
+pub fn fail_fast(target: &Target, floor: &Floor, runs: usize) -> FailFast {
     let port = free_port();
     let _holder = target.start(port);
-    (0..runs)
-        .map(|_| {
-            let started = Instant::now();
-            let status = target.spawn(port).wait().expect("wait");
-            let elapsed = started.elapsed();
-            assert_eq!(
-                status.code(),
-                Some(78),
-                "{}: a refused start exits 78",
-                target.name()
-            );
-            elapsed
-        })
-        .collect()
+    let refused_start = |samples: &mut FailFast| {
+        let started = Instant::now();
+        let mut child = target
+            .command(port)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn server under test");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let mut line = String::new();
+        let _ = stderr.read_line(&mut line);
+        let first_line = started.elapsed();
+        let status = child.wait().expect("wait");
+        let elapsed = started.elapsed();
+        assert_eq!(
+            status.code(),
+            Some(78),
+            "{}: a refused start exits 78 (first line: {line:?})",
+            target.name()
+        );
+        samples.target.push(elapsed);
+        samples.first_line.push(first_line);
+    };
+    let mut samples = FailFast {
+        target: Vec::with_capacity(runs),
+        first_line: Vec::with_capacity(runs),
+        floor: Vec::with_capacity(runs),
+    };
+    for run in 0..runs {
+        // Alternate which goes first, so neither always runs on a warmer cache.
+        if run % 2 == 0 {
+            refused_start(&mut samples);
+            samples.floor.push(floor.refused_start(port));
+        } else {
+            samples.floor.push(floor.refused_start(port));
+            refused_start(&mut samples);
+        }
+    }
+    samples
 }
 
 pub fn ready(target: &Target, runs: usize) -> Vec<Duration> {
