@@ -147,7 +147,7 @@ fn parse_header(header: &[u8]) -> Option<(bool, u8, u64)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A masked client frame.
