@@ -101,17 +101,31 @@ pub async fn run(args: RunArgs, started: Instant, executable: Executable) -> Exi
         Ok(cluster) => cluster,
         Err(code) => return code,
     };
-    serve(
+    let launch = Launch {
         args,
         profile,
-        &state_dir,
-        holdings,
-        cluster,
+        state_dir,
         started,
         executable,
+    };
+    serve(
+        launch,
+        holdings,
+        cluster,
         (&mut stop_signals, &mut restart_signal),
     )
     .await
+}
+
+/// How this process was started: what serving needs besides what it holds.
+struct Launch {
+    args: RunArgs,
+    profile: ProfileName,
+    state_dir: PathBuf,
+    /// When the process started, for uptime and the takeover's duration.
+    started: Instant,
+    /// Where it was started from, for its successor.
+    executable: Executable,
 }
 
 /// The three ways into serving: a handoff's inheritance, systemd's sockets, or a
@@ -241,17 +255,19 @@ enum Ending {
 }
 
 /// Serves until a stop signal or a completed handoff, then ends accordingly.
-#[allow(clippy::too_many_arguments)]
 async fn serve(
-    args: RunArgs,
-    profile: ProfileName,
-    state_dir: &Path,
+    launch: Launch,
     holdings: Holdings,
     cluster: Cluster,
-    started: Instant,
-    executable: Executable,
     (stop_signals, restart_signal): (&mut StopSignals, &mut RestartSignal),
 ) -> ExitCode {
+    let Launch {
+        args,
+        profile,
+        state_dir,
+        started,
+        executable,
+    } = launch;
     let Holdings {
         listeners,
         profile_lock,
