@@ -18,8 +18,8 @@ use gateway_adapters::{
 };
 use gateway_domain::config::check_exposure;
 use gateway_domain::handoff::{
-    HandoffOutcome, InheritedLease, RestartAnswer, RestartGate, SUCCESSOR_DEADLINE, SuccessorWord,
-    hand_over,
+    HANDOFF_ENV, HandoffOutcome, InheritedLease, RestartAnswer, RestartGate, SUCCESSOR_DEADLINE,
+    SuccessorWord, hand_over,
 };
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
@@ -59,8 +59,70 @@ struct Holdings {
     handoffs: u64,
 }
 
+/// The port, taken before anything else of the start-up and before the serving runtime
+/// is built (on a runtime of its own, without worker threads): listeners, made plain std
+/// sockets so they outlive that runtime.
+pub struct EarlyPort {
+    listeners: Vec<(Endpoint, std::net::TcpListener)>,
+    ipv6_loopback_missing: Option<GatewayLockError>,
+}
+
+/// Takes the port first thing, for an ordinary start. `Ok(None)` when the port comes
+/// another way (a handoff, systemd's sockets) or `--force` may have to evict a holder:
+/// then [`run`] takes it as before. A refusal is reported here, with its exit code.
+pub async fn take_port_early(args: &RunArgs) -> Result<Option<EarlyPort>, ExitCode> {
+    let inherited = [HANDOFF_ENV, "LISTEN_FDS"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some());
+    if inherited || args.force {
+        return Ok(None);
+    }
+    // Refusals that come before any bind stay before it.
+    check_start(args)?;
+    let endpoint = Endpoint::new(args.target.bind, args.target.port());
+    let held = bind(endpoint, false)
+        .await
+        .map_err(|refusal| report_details(&refusal))?;
+    let listeners = held
+        .listeners
+        .into_iter()
+        .map(|(endpoint, listener)| Ok((endpoint, listener.into_std()?)))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|error| {
+            eprintln!("gateway: cannot keep the bound listeners: {error}");
+            ExitCode::RuntimeFailure
+        })?;
+    Ok(Some(EarlyPort {
+        listeners,
+        ipv6_loopback_missing: held.ipv6_loopback_missing,
+    }))
+}
+
+/// The refusals that come before any bind: a non-loopback bind without a token (78),
+/// no state directory at all (2). Returns the state directory.
+fn check_start(args: &RunArgs) -> Result<PathBuf, ExitCode> {
+    let profile = args.target.profile();
+    if let Err(refused) =
+        check_exposure(args.target.bind, args.target.port(), args.token.as_deref())
+    {
+        eprintln!("{}", refused.headline());
+        return Err(ExitCode::Refused);
+    }
+    args.target.state_dir().ok_or_else(|| {
+        eprintln!(
+            "gateway: no state directory for profile \"{profile}\": set --state-dir or GATEWAY_STATE_DIR"
+        );
+        ExitCode::Usage
+    })
+}
+
 /// Runs the gateway until it stops or hands over; returns the process exit code.
-pub async fn run(args: RunArgs, started: Instant, executable: Executable) -> ExitCode {
+pub async fn run(
+    args: RunArgs,
+    started: Instant,
+    executable: Executable,
+    early: Option<EarlyPort>,
+) -> ExitCode {
     // Caught first: SIGHUP's default action would end the process.
     let (mut stop_signals, mut restart_signal) =
         match (StopSignals::install(), RestartSignal::install()) {
@@ -71,19 +133,11 @@ pub async fn run(args: RunArgs, started: Instant, executable: Executable) -> Exi
             }
         };
     let profile = args.target.profile();
-    if let Err(refused) =
-        check_exposure(args.target.bind, args.target.port(), args.token.as_deref())
-    {
-        eprintln!("{}", refused.headline());
-        return ExitCode::Refused;
-    }
-    let Some(state_dir) = args.target.state_dir() else {
-        eprintln!(
-            "gateway: no state directory for profile \"{profile}\": set --state-dir or GATEWAY_STATE_DIR"
-        );
-        return ExitCode::Usage;
+    let state_dir = match check_start(&args) {
+        Ok(state_dir) => state_dir,
+        Err(code) => return code,
     };
-    let holdings = match take_the_lock(&args, &profile, &state_dir).await {
+    let holdings = match take_the_lock(&args, &profile, &state_dir, early).await {
         Ok(holdings) => holdings,
         Err(code) => return code,
     };
@@ -135,33 +189,42 @@ async fn take_the_lock(
     args: &RunArgs,
     profile: &ProfileName,
     state_dir: &Path,
+    early: Option<EarlyPort>,
 ) -> Result<Holdings, ExitCode> {
     if let Some(inherited) = take_handoff() {
         return adopt(inherited);
     }
-    let (listeners, from_systemd) = match take_socket_activation() {
-        Some(Ok(listeners)) => (to_tokio(listeners)?, true),
-        Some(Err(reason)) => {
+    let listeners = match (early, take_socket_activation()) {
+        // The usual way: taken first thing, before this runtime existed.
+        (Some(early), _) => {
+            if let Some(missing) = &early.ipv6_loopback_missing {
+                let endpoint = early.listeners[0].0;
+                tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
+            }
+            to_tokio(early.listeners.into_iter().map(|(_, l)| l).collect())?
+        }
+        (None, Some(Ok(listeners))) => {
+            tracing::info!("serving on the sockets systemd passed (socket activation)");
+            to_tokio(listeners)?
+        }
+        (None, Some(Err(reason))) => {
             eprintln!("gateway: cannot use the sockets systemd passed: {reason}");
             return Err(ExitCode::RuntimeFailure);
         }
-        None => {
-            // The bind is the lock: it comes before any other start-up work.
+        // `--force`: the bind (and the eviction of a holder) happens here.
+        (None, None) => {
             let endpoint = Endpoint::new(args.target.bind, args.target.port());
             match bind(endpoint, args.force).await {
                 Ok(held) => {
                     if let Some(missing) = &held.ipv6_loopback_missing {
                         tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
                     }
-                    (held.listeners, false)
+                    held.listeners
                 }
                 Err(refusal) => return Err(report_details(&refusal)),
             }
         }
     };
-    if from_systemd {
-        tracing::info!("serving on the sockets systemd passed (socket activation)");
-    }
     let record = LockRecord {
         pid: std::process::id(),
         url: listeners[0].0.to_string(),

@@ -35,7 +35,38 @@ fn main() {
         args: argv.collect(),
     };
     let cli = Cli::parse_args();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let code = match cli.command {
+        Some(Command::Status(args)) => serving_runtime().block_on(status::run(args)),
+        Some(Command::Stop(args)) => serving_runtime().block_on(stop::run(args)),
+        Some(Command::Restart(args)) => serving_runtime().block_on(restart::run(args)),
+        Some(Command::Completions(args)) => completions::run(&args),
+        None => {
+            logging::init(cli.run.log_format);
+            // The bind is the first start-up work: it is done on a runtime without worker
+            // threads, so a refused start exits before the serving runtime exists.
+            let early = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(daemon::take_port_early(&cli.run)),
+                Err(_) => Ok(None),
+            };
+            match early {
+                Ok(taken) => {
+                    serving_runtime().block_on(daemon::run(cli.run, started, executable, taken))
+                }
+                Err(code) => code,
+            }
+        }
+    };
+    // Exit without waiting for stragglers: whatever is left was already given up on,
+    // and the OS releases the port and every lock with the process.
+    std::process::exit(code.code());
+}
+
+/// The multi-threaded runtime everything but the first bind runs on.
+fn serving_runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
@@ -44,18 +75,5 @@ fn main() {
             eprintln!("gateway: cannot start the async runtime: {error}");
             std::process::exit(ExitCode::RuntimeFailure.code());
         }
-    };
-    let code = match cli.command {
-        Some(Command::Status(args)) => runtime.block_on(status::run(args)),
-        Some(Command::Stop(args)) => runtime.block_on(stop::run(args)),
-        Some(Command::Restart(args)) => runtime.block_on(restart::run(args)),
-        Some(Command::Completions(args)) => completions::run(&args),
-        None => {
-            logging::init(cli.run.log_format);
-            runtime.block_on(daemon::run(cli.run, started, executable))
-        }
-    };
-    // Exit without waiting for stragglers: whatever is left was already given up on,
-    // and the OS releases the port and every lock with the process.
-    std::process::exit(code.code());
+    }
 }
