@@ -194,36 +194,31 @@ async fn take_the_lock(
     if let Some(inherited) = take_handoff() {
         return adopt(inherited);
     }
-    let listeners = match (early, take_socket_activation()) {
+    let listeners = match early {
         // The usual way: taken first thing, before this runtime existed.
-        (Some(early), _) => {
-            if let Some(missing) = &early.ipv6_loopback_missing {
-                let endpoint = early.listeners[0].0;
-                tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
-            }
+        Some(early) => {
+            note_missing_ipv6(early.ipv6_loopback_missing.as_ref(), early.listeners[0].0);
             to_tokio(early.listeners.into_iter().map(|(_, l)| l).collect())?
         }
-        (None, Some(Ok(listeners))) => {
-            tracing::info!("serving on the sockets systemd passed (socket activation)");
-            to_tokio(listeners)?
-        }
-        (None, Some(Err(reason))) => {
-            eprintln!("gateway: cannot use the sockets systemd passed: {reason}");
-            return Err(ExitCode::RuntimeFailure);
-        }
-        // `--force`: the bind (and the eviction of a holder) happens here.
-        (None, None) => {
-            let endpoint = Endpoint::new(args.target.bind, args.target.port());
-            match bind(endpoint, args.force).await {
-                Ok(held) => {
-                    if let Some(missing) = &held.ipv6_loopback_missing {
-                        tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
-                    }
-                    held.listeners
-                }
-                Err(refusal) => return Err(report_details(&refusal)),
+        None => match take_socket_activation() {
+            Some(Ok(listeners)) => {
+                tracing::info!("serving on the sockets systemd passed (socket activation)");
+                to_tokio(listeners)?
             }
-        }
+            Some(Err(reason)) => {
+                eprintln!("gateway: cannot use the sockets systemd passed: {reason}");
+                return Err(ExitCode::RuntimeFailure);
+            }
+            // `--force`: the bind (and the eviction of a holder) happens here.
+            None => {
+                let endpoint = Endpoint::new(args.target.bind, args.target.port());
+                let held = bind(endpoint, args.force)
+                    .await
+                    .map_err(|refusal| report_details(&refusal))?;
+                note_missing_ipv6(held.ipv6_loopback_missing.as_ref(), endpoint);
+                held.listeners
+            }
+        },
     };
     let record = LockRecord {
         pid: std::process::id(),
@@ -254,6 +249,13 @@ async fn take_the_lock(
         inherited_lease: None,
         handoffs: 0,
     })
+}
+
+/// One log line when the host has no IPv6 loopback for the `[::1]` companion.
+fn note_missing_ipv6(missing: Option<&GatewayLockError>, endpoint: Endpoint) {
+    if let Some(missing) = missing {
+        tracing::info!(%missing, "no IPv6 loopback on this host; holding {endpoint} only");
+    }
 }
 
 /// Takes what a handoff passed. A failure is said on stderr, which the predecessor
