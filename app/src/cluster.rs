@@ -12,7 +12,7 @@ use gateway_adapters::handoff::launch::LeaseSource;
 use gateway_adapters::{BootClock, ClusterGate, EtcdClusterLock};
 use gateway_domain::cluster::{
     Acquisition, AfterLoss, Clock, ClusterKey, ClusterLock, ClusterLockError, HeldLock,
-    HolderRecord, LeaseId, LeaseWatch, Standing,
+    HolderRecord, LeaseCustody, LeaseId, LeaseWatch, Standing,
 };
 use gateway_domain::handoff::InheritedLease;
 use gateway_domain::profile::ProfileName;
@@ -126,19 +126,37 @@ impl Cluster {
         let _ = task.await;
     }
 
-    /// What a restart passes on: the lease held right now, if active. Asked at each
-    /// launch (a standby may have become active since the start).
+    /// What a restart passes on: the lease held right now, if active, which is then
+    /// lent until [`Cluster::handoff_settled`]. Asked at each launch (a standby may
+    /// have become active since the start).
     pub fn lease_source(&self) -> Option<LeaseSource> {
         let Self::Member(membership) = self else {
             return None;
         };
         let membership = Arc::clone(membership);
         Some(Box::new(move || {
-            membership.held().map(|(held, _)| InheritedLease {
+            membership.lend().map(|held| InheritedLease {
                 id: held.lease.0,
                 fencing_token: held.fencing_token,
             })
         }))
+    }
+
+    /// A handoff's outcome for the lease: a successor that serves has it alone from
+    /// now on (this process stops keeping it and never acts on it again); one that
+    /// failed, and is gone, gives it back.
+    pub fn handoff_settled(&self, handed_over: bool) {
+        let Self::Member(membership) = self else {
+            return;
+        };
+        if handed_over {
+            membership.state().custody.handed_over();
+            if let Some(task) = membership.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                task.abort();
+            }
+        } else {
+            membership.state().custody.reclaim();
+        }
     }
 
     /// Gives the lock up: stops keeping it and revokes the lease, so a standby takes
@@ -177,10 +195,20 @@ pub struct Membership {
     clock: Arc<dyn Clock>,
     /// Shared with the server: the role, asked at each request.
     gate: Arc<ClusterGate>,
-    /// The lock while held (with its lease account), so a stop can revoke it.
-    held: Mutex<Option<(HeldLock, LeaseWatch)>>,
+    /// Who may act on the lease (held, lent to a successor, handed over), and the
+    /// account of the current term's keep-alives.
+    state: Mutex<MemberState>,
     /// The keeping task, ended before the lease is revoked.
     task: Mutex<Option<AbortHandle>>,
+}
+
+/// A member's lease, and how its keep-alives stand.
+#[derive(Default)]
+struct MemberState {
+    /// The lease moves with a handoff; it is never shared (see `LeaseCustody`).
+    custody: LeaseCustody,
+    /// The keep-alive account of the term that began with the last acquisition.
+    watch: Option<LeaseWatch>,
 }
 
 /// Why an active term ended.
@@ -222,13 +250,24 @@ impl Membership {
             lock,
             clock,
             gate,
-            held: Mutex::new(None),
+            state: Mutex::new(MemberState::default()),
             task: Mutex::new(None),
         }
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, Option<(HeldLock, LeaseWatch)>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, MemberState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock this process acts on, and its term's keep-alive account.
+    fn active(&self) -> Option<(HeldLock, LeaseWatch)> {
+        let state = self.state();
+        Some((state.custody.active()?, state.watch?))
+    }
+
+    /// A restart passes the lease on: lent until the handoff's outcome.
+    fn lend(&self) -> Option<HeldLock> {
+        self.state().custody.lend()
     }
 
     fn remember_task(&self, task: AbortHandle) {
@@ -314,7 +353,13 @@ impl Membership {
     }
 
     fn became_active(&self, held: HeldLock, watch: LeaseWatch) {
-        *self.held() = Some((held, watch));
+        let mut state = self.state();
+        if !state.custody.acquired(held) {
+            tracing::warn!("handed over: not acting on a cluster lock again");
+            return;
+        }
+        state.watch = Some(watch);
+        drop(state);
         self.gate.hold(held.fencing_token, watch);
         tracing::info!(
             "cluster lock \"{}\" acquired: active (fencing token {})",
@@ -326,10 +371,13 @@ impl Membership {
     /// The member's life: wait (standby), hold, step down; again with `--standby`.
     async fn keep(self: Arc<Self>) {
         loop {
-            if self.held().is_none() {
+            if self.state().custody == LeaseCustody::HandedOver {
+                return std::future::pending().await;
+            }
+            if self.active().is_none() {
                 self.acquire_eventually().await;
             }
-            let Some((held, watch)) = *self.held() else {
+            let Some((held, watch)) = self.active() else {
                 continue;
             };
             let loss = self.hold(held, watch).await;
@@ -385,12 +433,15 @@ impl Membership {
     /// answers (it has lapsed anyway), and the role turns standby.
     async fn step_down(&self, held: HeldLock, loss: &Loss) {
         self.gate.step_down();
-        *self.held() = None;
+        let own = self.state().custody.lost();
         tracing::warn!(
             "cluster lock lost ({loss}); fencing token {} is no longer valid",
             held.fencing_token
         );
-        let _ = self.lock.release(held, LOST_RELEASE_PATIENCE).await;
+        // A lease lent to (or handed to) a successor is its business, not ours.
+        if let Some(own) = own {
+            let _ = self.lock.release(own, LOST_RELEASE_PATIENCE).await;
+        }
         if self.settings.standby {
             tracing::info!("back to standby");
         }
@@ -400,7 +451,7 @@ impl Membership {
         if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
             task.abort();
         }
-        let Some((held, _)) = self.held().take() else {
+        let Some(held) = self.state().custody.release() else {
             return;
         };
         self.gate.step_down();
@@ -549,7 +600,7 @@ mod tests {
             membership.gate.seat().role,
             gateway_domain::cluster::Role::Active
         );
-        let watch = membership.held().unwrap().1;
+        let watch = membership.active().unwrap().1;
 
         let loss = membership.hold(HELD, watch).await;
 
@@ -575,7 +626,7 @@ mod tests {
         let clock = PausedClock::new();
         lock.expect_confirm().returning(|_, _, _| Ok(true));
         let membership = holding(lock, clock.clone());
-        let watch = membership.held().unwrap().1;
+        let watch = membership.active().unwrap().1;
 
         let loss = membership.hold(HELD, watch).await;
 
@@ -603,9 +654,76 @@ mod tests {
             Ok(counted.fetch_add(1, Ordering::SeqCst) == 0)
         });
         let membership = holding(lock, clock.clone());
-        let watch = membership.held().unwrap().1;
+        let watch = membership.active().unwrap().1;
 
         assert_eq!(membership.hold(HELD, watch).await, Loss::NotConfirmed);
+    }
+
+    /// Issue 17's interleaving: the lease is lent to a restart's successor, this
+    /// process freezes (no keep-alive acknowledged for half the TTL), the successor
+    /// takes over; when this process wakes it steps down without revoking the lease,
+    /// and once the handoff is settled it never acts on the lock again.
+    #[tokio::test(start_paused = true)]
+    async fn a_frozen_process_that_lent_its_lease_never_revokes_it() {
+        let mut lock = MockLock::new();
+        lock.expect_keep_alive()
+            .returning(|_, _| Err(unreachable()));
+        lock.expect_confirm()
+            .returning(|_, _, _| Err(unreachable()));
+        lock.expect_release().times(0);
+        lock.expect_try_acquire().times(0);
+        let membership = Arc::new(holding(lock, PausedClock::new()));
+        let cluster = Cluster::Member(Arc::clone(&membership));
+        let source = cluster.lease_source().unwrap();
+        assert_eq!(
+            source(),
+            Some(InheritedLease {
+                id: HELD.lease.0,
+                fencing_token: HELD.fencing_token
+            })
+        );
+
+        // Frozen: the watch lapses and the member steps down.
+        let watch = membership.active().unwrap().1;
+        let loss = membership.hold(HELD, watch).await;
+        assert_eq!(loss, Loss::Lapsed);
+        membership.step_down(HELD, &loss).await;
+        // The successor serves; then a stop, or anything else, finds nothing to revoke.
+        cluster.handoff_settled(true);
+        cluster.release().await;
+        assert_eq!(membership.active(), None);
+        assert_eq!(
+            membership.gate.seat().role,
+            gateway_domain::cluster::Role::Standby
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handed_over_process_never_becomes_active_again() {
+        let mut lock = MockLock::new();
+        lock.expect_release().times(0);
+        let membership = Arc::new(holding(lock, PausedClock::new()));
+        let cluster = Cluster::Member(Arc::clone(&membership));
+        let _ = cluster.lease_source().unwrap()();
+        cluster.handoff_settled(true);
+        // A late acquisition (a standby loop that was mid-way) is not acted on.
+        membership.became_active(HELD, LeaseWatch::granted(TTL, membership.clock.read()));
+        assert_eq!(membership.active(), None);
+        cluster.release().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_handoff_gives_the_lease_back_to_the_stop() {
+        let mut lock = MockLock::new();
+        lock.expect_release()
+            .times(1)
+            .withf(|held, _| *held == HELD)
+            .returning(|_, _| Ok(()));
+        let membership = Arc::new(holding(lock, PausedClock::new()));
+        let cluster = Cluster::Member(Arc::clone(&membership));
+        let _ = cluster.lease_source().unwrap()();
+        cluster.handoff_settled(false);
+        cluster.release().await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -404,6 +404,9 @@ async fn serve(
     // Keeps the cluster lock in a task of its own from its first poll: created once.
     let cluster_lost = cluster.until_lost();
     tokio::pin!(cluster_lost);
+    // Set once the cluster lock is lost while a handoff is under way: the handoff's
+    // outcome decides (a successor that serves has the lease; otherwise stop, 75).
+    let mut lock_lost_during_handoff = false;
     let ending = loop {
         let next_request = async {
             match &control {
@@ -413,9 +416,13 @@ async fn serve(
         };
         tokio::select! {
             signal = stop_signals.next() => break Ending::Stop(signal),
-            () = &mut cluster_lost => {
-                tracing::error!("cluster lock lost; stopping");
-                break Ending::ClusterLockLost;
+            () = &mut cluster_lost, if !lock_lost_during_handoff => {
+                if handoff.is_none() {
+                    tracing::error!("cluster lock lost; stopping");
+                    break Ending::ClusterLockLost;
+                }
+                tracing::warn!("cluster lock lost during a restart; waiting for the new process's word");
+                lock_lost_during_handoff = true;
             }
             () = restart_signal.next() => {
                 if let Err(refusal) = begin(&mut gate, predecessor.as_ref(), &notifier, "SIGHUP") {
@@ -440,6 +447,7 @@ async fn serve(
                 handoff = None;
                 match outcome {
                     HandoffOutcome::HandedOver { new_pid } => {
+                        cluster.handoff_settled(true);
                         tracing::info!("handed over to pid {new_pid}; letting go");
                         notifier.handed_over(new_pid);
                         if let Some(asker) = asker.take() {
@@ -448,6 +456,17 @@ async fn serve(
                         break Ending::HandedOver;
                     }
                     HandoffOutcome::Failed(failure) => {
+                        cluster.handoff_settled(false);
+                        if lock_lost_during_handoff {
+                            tracing::error!("{failure}; and the cluster lock was lost: stopping");
+                            if let Some(asker) = asker.take() {
+                                asker.answer(&RestartAnswer::Failed {
+                                    reason: failure.reason,
+                                    output: failure.output,
+                                }).await;
+                            }
+                            break Ending::ClusterLockLost;
+                        }
                         tracing::error!("{failure}; still serving as pid {pid}");
                         server.restart_failed();
                         notifier.ready();
@@ -463,8 +482,14 @@ async fn serve(
             }
         }
     };
-    // A successor abandoned mid-way (a stop signal during a handoff) is killed here.
+    // A successor abandoned mid-way (a stop signal during a handoff) is killed here,
+    // before it said it serves (a handoff that completed is not pending): the lease it
+    // was lent is this process's again, for the stop to revoke.
+    let abandoned = handoff.is_some();
     drop(handoff);
+    if abandoned {
+        cluster.handoff_settled(false);
+    }
     // This process's copies of the listeners go before the listeners themselves, so
     // that releasing them frees the port (or leaves it to the successor alone).
     drop(launcher);

@@ -50,7 +50,13 @@ struct LossyStderr;
 
 impl Write for LossyStderr {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(bytes);
+        // A broken pipe after a handoff: the predecessor is gone, so write to the
+        // service's log directly from now on, and this line there too.
+        if std::io::stderr().write_all(bytes).is_err()
+            && gateway_adapters::handoff::write_to_service_log()
+        {
+            let _ = std::io::stderr().write_all(bytes);
+        }
         Ok(bytes.len())
     }
 

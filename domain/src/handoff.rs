@@ -169,9 +169,12 @@ pub enum SuccessorReport {
 /// A started successor process, seen from the process that started it.
 #[async_trait::async_trait]
 pub trait Successor: Send {
-    fn pid(&self) -> u32;
+    /// Its process id, once known: starting it never waits for `exec`, so a
+    /// process still being started may not have told it yet.
+    fn pid(&self) -> Option<u32>;
 
-    /// Waits for the successor's word. MUST resolve within `within` (then
+    /// Waits for the successor's word, its start included (a start that hangs
+    /// before `exec` counts against the deadline). MUST resolve within `within` (then
     /// [`SuccessorReport::TimedOut`]) and MUST report an exit or a closed report pipe
     /// as [`SuccessorReport::Exited`] at once rather than waiting out the deadline.
     async fn report(&mut self, within: Duration) -> SuccessorReport;
@@ -231,17 +234,22 @@ pub async fn hand_over<L: SuccessorLauncher>(launcher: &L, deadline: Duration) -
             });
         }
     };
-    let pid = successor.pid();
-    let reason = match successor.report(deadline).await {
-        SuccessorReport::Serving => return HandoffOutcome::HandedOver { new_pid: pid },
-        SuccessorReport::Failed(why) => format!("the new process (pid {pid}) failed: {why}"),
-        SuccessorReport::Exited(how) => {
-            format!("the new process (pid {pid}) {how} before serving")
+    let report = successor.report(deadline).await;
+    let who = match successor.pid() {
+        Some(pid) => format!("the new process (pid {pid})"),
+        None => "the new process".to_owned(),
+    };
+    let reason = match report {
+        SuccessorReport::Serving => {
+            return HandoffOutcome::HandedOver {
+                new_pid: successor.pid().unwrap_or_default(),
+            };
         }
-        SuccessorReport::TimedOut => format!(
-            "the new process (pid {pid}) did not serve within {}s",
-            deadline.as_secs()
-        ),
+        SuccessorReport::Failed(why) => format!("{who} failed: {why}"),
+        SuccessorReport::Exited(how) => format!("{who} {how} before serving"),
+        SuccessorReport::TimedOut => {
+            format!("{who} did not serve within {}s", deadline.as_secs())
+        }
     };
     successor.kill().await;
     HandoffOutcome::Failed(RestartFailure {
@@ -300,7 +308,7 @@ mod tests {
         Child {}
         #[async_trait::async_trait]
         impl Successor for Child {
-            fn pid(&self) -> u32;
+            fn pid(&self) -> Option<u32>;
             async fn report(&mut self, within: Duration) -> SuccessorReport;
             async fn kill(&mut self);
             fn last_output(&self) -> Vec<String>;
@@ -327,7 +335,7 @@ mod tests {
 
     fn child_reporting(report: SuccessorReport, killed: usize) -> MockChild {
         let mut child = MockChild::new();
-        child.expect_pid().return_const(4242u32);
+        child.expect_pid().return_const(Some(4242u32));
         child
             .expect_report()
             .times(1)
@@ -387,7 +395,7 @@ mod tests {
     fn a_successor_that_never_answers_is_killed_after_the_deadline() {
         let mut child = MockChild::new();
         let mut order = Sequence::new();
-        child.expect_pid().return_const(7u32);
+        child.expect_pid().return_const(Some(7u32));
         child
             .expect_report()
             .withf(|within| *within == SUCCESSOR_DEADLINE)
@@ -407,6 +415,29 @@ mod tests {
             failure.reason,
             "the new process (pid 7) did not serve within 10s"
         );
+    }
+
+    #[test]
+    fn a_successor_stuck_before_exec_is_killed_at_the_deadline_even_without_a_pid() {
+        let mut child = MockChild::new();
+        let mut order = Sequence::new();
+        child.expect_pid().return_const(None::<u32>);
+        child
+            .expect_report()
+            .withf(|within| *within == SUCCESSOR_DEADLINE)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| SuccessorReport::TimedOut);
+        child
+            .expect_kill()
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|| ());
+        child.expect_last_output().returning(Vec::new);
+        let HandoffOutcome::Failed(failure) = run(&launcher_of(child)) else {
+            panic!("handed over to a process that never ran")
+        };
+        assert_eq!(failure.reason, "the new process did not serve within 10s");
     }
 
     #[test]

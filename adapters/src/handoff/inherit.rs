@@ -43,8 +43,22 @@ pub struct Predecessor {
     pid: u32,
     /// Where to say "serving" (or why not); closed once said.
     report: Option<File>,
-    /// The predecessor's own stderr: ours is a pipe through it until we serve.
-    stderr: Option<OwnedFd>,
+}
+
+/// The predecessor's own stderr (the service's log, or its terminal): ours is a pipe
+/// through the predecessor until we serve, or until that pipe breaks because the
+/// predecessor is gone. Taken once, by [`write_to_service_log`].
+static SERVICE_LOG: std::sync::Mutex<Option<OwnedFd>> = std::sync::Mutex::new(None);
+
+/// Makes this process's stderr the service's log directly, when it was started by a
+/// handoff and still writes through its predecessor. Returns whether it switched, so
+/// that a writer that met a broken pipe knows to write again.
+pub fn write_to_service_log() -> bool {
+    let taken = SERVICE_LOG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    taken.is_some_and(|stderr| nix::unistd::dup2_stderr(&stderr).is_ok())
 }
 
 impl Predecessor {
@@ -60,9 +74,7 @@ impl Predecessor {
         if let Some(mut report) = self.report.take() {
             let _ = report.write_all(word.to_line().as_bytes());
         }
-        if let Some(stderr) = self.stderr.take() {
-            let _ = nix::unistd::dup2_stderr(&stderr);
-        }
+        write_to_service_log();
     }
 
     /// Whether the predecessor is still finishing: it is still this process's
@@ -131,12 +143,13 @@ fn adopt(text: &str) -> Result<Inheritance, String> {
         None => None,
     };
     let report = File::from(next()?);
-    let stderr = next()?;
+    *SERVICE_LOG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(next()?);
     Ok(Inheritance {
         predecessor: Predecessor {
             pid: spec.parent,
             report: Some(report),
-            stderr: Some(stderr),
         },
         listeners,
         lock,

@@ -20,6 +20,8 @@ use gateway_domain::handoff::{
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 use tokio::process::{Child, ChildStderr, Command};
+
+use super::early_pid::{PidReader, report_pid_after_fork};
 use tokio::task::JoinHandle;
 
 /// Lines of the successor's stderr kept for a failure report.
@@ -103,6 +105,8 @@ impl ExecLauncher {
         self
     }
 
+    /// Prepares the successor's command and starts it on a blocking thread: `spawn`
+    /// waits for `exec`, which may hang, and must never hold up this process.
     fn spawn(&self) -> io::Result<ExecSuccessor> {
         let (report_reader, report_writer) = io::pipe()?;
         let own_stderr = io::stderr().as_fd().try_clone_to_owned()?;
@@ -145,27 +149,29 @@ impl ExecLauncher {
             .env_remove("LISTEN_FDNAMES")
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
+        // First, before the descriptors are moved into place in the child.
+        let pid_reader = report_pid_after_fork(&mut command)?;
         command
             .fd_mappings(mappings)
             .map_err(|collision| io::Error::other(collision.to_string()))?;
-        let mut child = command.spawn()?;
-        // The command owned this process's copy of the report pipe's write end:
-        // dropping it leaves the successor the only writer, so its exit reads as EOF.
-        drop(command);
-        let pid = child.id().unwrap_or_default();
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let forwarder = child
-            .stderr
-            .take()
-            .map(|stderr| tokio::spawn(forward_stderr(stderr, Arc::clone(&tail))));
-        tracing::info!(pid, program = %self.program.display(), "started the new process");
+        let program = self.program.clone();
+        // The command owns this process's copy of the report pipe's write end; it is
+        // dropped with the command once the spawn returns, leaving the successor the
+        // only writer, so its exit reads as EOF.
+        let spawning = tokio::task::spawn_blocking(move || {
+            let child = command.spawn();
+            drop(command);
+            child
+        });
         let report = pipe::Receiver::from_owned_fd(OwnedFd::from(report_reader))?;
         Ok(ExecSuccessor {
-            pid,
-            child,
+            program,
+            pid: None,
+            pid_reader: Some(pid_reader),
+            start: Start::Spawning(spawning),
             report: BufReader::new(report),
-            tail,
-            forwarder,
+            tail: Arc::new(Mutex::new(VecDeque::new())),
+            forwarder: None,
             serving: false,
         })
     }
@@ -180,10 +186,25 @@ impl SuccessorLauncher for ExecLauncher {
     }
 }
 
+/// How far the successor's start has come.
+enum Start {
+    /// `spawn` runs on a blocking thread (it returns once the child has `exec`ed).
+    Spawning(JoinHandle<io::Result<Child>>),
+    /// It runs.
+    Running(Child),
+    /// It could not be started, or is gone.
+    Ended,
+}
+
 /// A successor being waited for.
 pub struct ExecSuccessor {
-    pid: u32,
-    child: Child,
+    /// The program, for the log line once it runs.
+    program: PathBuf,
+    /// Known once the child told it (right after `fork`), or once it runs.
+    pid: Option<u32>,
+    /// Where the child tells its pid; taken once read.
+    pid_reader: Option<PidReader>,
+    start: Start,
     /// The read end of the report pipe.
     report: BufReader<pipe::Receiver>,
     /// The last lines the successor wrote on stderr.
@@ -195,51 +216,120 @@ pub struct ExecSuccessor {
     serving: bool,
 }
 
+impl ExecSuccessor {
+    /// Waits until the successor runs (its `exec` done). `Err` says why it never will.
+    async fn started(&mut self) -> Result<(), String> {
+        if let Some(reader) = self.pid_reader.as_mut() {
+            self.pid = reader.pid().await;
+            self.pid_reader = None;
+        }
+        let Start::Spawning(spawning) = &mut self.start else {
+            return match self.start {
+                Start::Running(_) => Ok(()),
+                _ => Err("could not be started".to_owned()),
+            };
+        };
+        let spawned = spawning.await;
+        match spawned {
+            Ok(Ok(mut child)) => {
+                self.pid = child.id().or(self.pid);
+                self.forwarder = child
+                    .stderr
+                    .take()
+                    .map(|stderr| tokio::spawn(forward_stderr(stderr, Arc::clone(&self.tail))));
+                tracing::info!(pid = self.pid, program = %self.program.display(), "started the new process");
+                self.start = Start::Running(child);
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                self.start = Start::Ended;
+                Err(format!("cannot be started: {}: {error}", self.program.display()))
+            }
+            Err(join) => {
+                self.start = Start::Ended;
+                Err(format!("cannot be started: {join}"))
+            }
+        }
+    }
+
+    /// SIGKILL to the successor wherever it is, without waiting for anything.
+    fn kill_now(&mut self) {
+        match &mut self.start {
+            Start::Running(child) => {
+                let _ = child.start_kill();
+            }
+            // Still inside `spawn`: the pid it told is not yet reaped by anyone (only
+            // `spawn` would reap it, and only after a failed `exec`).
+            Start::Spawning(spawning) if !spawning.is_finished() => {
+                if let Some(pid) = self.pid.and_then(|pid| i32::try_from(pid).ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            Start::Spawning(_) | Start::Ended => {}
+        }
+    }
+}
+
 impl Drop for ExecSuccessor {
     /// A successor abandoned before it served (this process is stopping, or gave up
     /// on it) is killed: it must not go on serving on sockets nobody handed it.
     fn drop(&mut self) {
         if !self.serving {
-            let _ = self.child.start_kill();
+            self.kill_now();
         }
     }
 }
 
 #[async_trait]
 impl Successor for ExecSuccessor {
-    fn pid(&self) -> u32 {
+    fn pid(&self) -> Option<u32> {
         self.pid
     }
 
     async fn report(&mut self, within: Duration) -> SuccessorReport {
         let word = async {
+            self.started().await.map_err(SuccessorReport::Exited)?;
             let mut line = String::new();
-            match self.report.read_line(&mut line).await {
+            Ok(match self.report.read_line(&mut line).await {
                 Ok(0) | Err(_) => None,
                 Ok(_) => Some(SuccessorWord::parse(&line)),
-            }
+            })
         };
-        match tokio::time::timeout(within, word).await {
-            Err(_elapsed) => SuccessorReport::TimedOut,
-            Ok(Some(Some(SuccessorWord::Serving))) => {
+        let word = match tokio::time::timeout(within, word).await {
+            Err(_elapsed) => return SuccessorReport::TimedOut,
+            Ok(Err(never_started)) => return never_started,
+            Ok(Ok(word)) => word,
+        };
+        match word {
+            Some(Some(SuccessorWord::Serving)) => {
                 self.serving = true;
                 SuccessorReport::Serving
             }
-            Ok(Some(Some(SuccessorWord::Failed(reason)))) => SuccessorReport::Failed(reason),
-            Ok(Some(None)) => {
+            Some(Some(SuccessorWord::Failed(reason))) => SuccessorReport::Failed(reason),
+            Some(None) => {
                 SuccessorReport::Failed("it said something that is not a handoff report".into())
             }
             // The pipe closed without a word: the successor is gone (or closed it).
-            Ok(None) => match tokio::time::timeout(LAST_LINES_GRACE, self.child.wait()).await {
-                Ok(Ok(status)) => SuccessorReport::Exited(describe_exit(status)),
-                _ => SuccessorReport::Exited("closed its report pipe".into()),
-            },
+            None => {
+                let Start::Running(child) = &mut self.start else {
+                    return SuccessorReport::Exited("closed its report pipe".into());
+                };
+                match tokio::time::timeout(LAST_LINES_GRACE, child.wait()).await {
+                    Ok(Ok(status)) => SuccessorReport::Exited(describe_exit(status)),
+                    _ => SuccessorReport::Exited("closed its report pipe".into()),
+                }
+            }
         }
     }
 
     async fn kill(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+        self.kill_now();
+        if let Start::Running(child) = &mut self.start {
+            let _ = child.wait().await;
+        }
         if let Some(forwarder) = self.forwarder.take() {
             let _ = tokio::time::timeout(LAST_LINES_GRACE, forwarder).await;
         }

@@ -4,9 +4,12 @@
 //! `gateway_domain::handoff`.
 
 pub mod control;
+mod early_pid;
 pub mod inherit;
 pub mod launch;
 
 pub use control::{CONTROL_SOCKET_NAME, ControlSocket, RestartRequest, request_restart};
-pub use inherit::{Inheritance, Predecessor, take_handoff, take_socket_activation};
+pub use inherit::{
+    Inheritance, Predecessor, take_handoff, take_socket_activation, write_to_service_log,
+};
 pub use launch::{ExecLauncher, HeldDescriptors};

@@ -3,6 +3,7 @@
 //! that decides who is active, when to step down, and how refusals are reported.
 
 pub mod clock;
+pub mod custody;
 pub mod error;
 pub mod key;
 pub mod lease_watch;
@@ -10,6 +11,7 @@ pub mod lock;
 pub mod role;
 
 pub use clock::{Clock, Reading};
+pub use custody::LeaseCustody;
 pub use error::ClusterLockError;
 pub use key::ClusterKey;
 pub use lease_watch::{LeaseWatch, Standing};
