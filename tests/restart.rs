@@ -835,3 +835,126 @@ fn process_holds_connection(pid: u32, port: u16, client_port: u16) -> bool {
         .flatten()
         .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|link| link.to_string_lossy() == target))
 }
+
+/// Issue 16: `restart --port B` restarted the default profile's gateway on port A,
+/// because it took the default profile's control socket without checking its owner.
+/// It must reach the gateway that holds B, whatever its state directory (here one
+/// whose path is far too long for a socket path) and without being told it.
+#[test]
+fn restart_by_port_reaches_the_gateway_on_that_port_whatever_its_state_dir() {
+    let port_a = free_port();
+    let a = Lineage::start(port_a, &[]);
+    let a_pid = a.first.id();
+    let long = TempDir::new("long-state");
+    let deep = long.path().join("x".repeat(60)).join("y".repeat(60));
+    let deep_text = deep.to_str().unwrap().to_owned();
+    let port_b = free_port();
+    let b = Lineage::start(port_b, &["--state-dir", &deep_text]);
+    let b_pid = b.first.id();
+
+    // Asked from a directory that is neither gateway's state directory.
+    let (code, stdout, stderr) = run_cli(&["restart", "--port", &port_b.to_string()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let new = reported_new_pid(&stdout);
+    assert_eq!(stdout, restarted_line(port_b, b_pid, new));
+    b.wait_serving("the new gateway on B", |pid| pid == new);
+    assert_eq!(a.serving_pid(), Some(a_pid), "the gateway on A was touched");
+    assert!(!a.log().contains("restarting by handoff"), "{}", a.log());
+}
+
+/// Issue 16: `status/stop/restart --profile nosuch` acted on the default profile's
+/// gateway. A gateway of another profile is not the named profile's: exit 3, its
+/// profile named, and it is left alone.
+#[test]
+fn a_named_profile_never_acts_on_another_profiles_gateway() {
+    let port = free_port();
+    let work = Lineage::start(port, &["--profile", "work"]);
+    let pid = work.first.id();
+    let port_text = port.to_string();
+    for operation in ["status", "stop", "restart"] {
+        let (code, stdout, stderr) =
+            run_cli(&[operation, "--port", &port_text, "--profile", "nosuch"]);
+        assert_eq!(code, 3, "{operation}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "no gateway of profile \"nosuch\" running on ws://127.0.0.1:{port}: the gateway there (pid {pid}) has profile \"work\""
+            )),
+            "{operation}: {stderr}"
+        );
+    }
+    let (code, stdout, _) = run_cli(&["status", "--port", &port_text, "--dev", "--json"]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()["state"],
+        "stopped"
+    );
+    assert_eq!(work.serving_pid(), Some(pid), "the gateway was touched");
+    // Its own profile's name finds it.
+    let (code, stdout, stderr) = run_cli(&["status", "--port", &port_text, "--profile", "work"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+/// Issue 17: a new process that hangs before it runs (its `execve` delayed 30 s) once
+/// blocked the old one: no `restart failed`, SIGTERM ignored, `restart` and `stop`
+/// timing out. The old one must keep answering, report the failure at the 10 s
+/// deadline counted from the request, and a `restart --timeout` shorter than that must
+/// say that no outcome came in time.
+#[test]
+fn a_new_process_stuck_before_exec_never_blocks_the_old_one() {
+    let port = free_port();
+    let lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
+    let old = lineage.first.id();
+    let Some(_hang) = HungExec::attach(old) else {
+        return;
+    };
+    let asked = Instant::now();
+    let mut restart = lineage.restart_command();
+    restart.args(["--timeout", "3"]);
+    let (code, stdout, stderr) = finish(restart.spawn().unwrap());
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(
+        stderr,
+        "restart failed: no outcome within 3s; the handoff goes on (see the gateway's log)\n"
+    );
+    // Still answering while its successor hangs.
+    assert_eq!(lineage.serving_pid(), Some(old));
+    lineage.wait_log("restart failed: the new process (pid ", 1);
+    let waited = asked.elapsed();
+    assert!(
+        waited < Duration::from_secs(14),
+        "the deadline counts from the request: {waited:?}"
+    );
+    assert!(
+        lineage.log().contains("did not serve within 10s"),
+        "{}",
+        lineage.log()
+    );
+    assert_eq!(lineage.serving_pid(), Some(old));
+}
+
+/// Issue 17: a stop signal during a handoff whose new process hangs before `exec`
+/// is acted on at once: the new process is killed and the old one stops cleanly.
+#[test]
+fn a_stop_during_a_handoff_stuck_before_exec_kills_the_new_process_and_stops() {
+    let port = free_port();
+    let mut lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
+    let old = lineage.first.id();
+    let Some(hang) = HungExec::attach(old) else {
+        return;
+    };
+    lineage.signal(old, Signal::SIGHUP);
+    lineage.wait_log("SIGHUP: restarting by handoff", 1);
+    let stuck = poll_until("the new process to be forked", DEADLINE, || {
+        live_children(old).first().copied()
+    });
+    let asked = Instant::now();
+    lineage.signal(old, Signal::SIGTERM);
+    assert_eq!(lineage.wait_exit_code(old), 0, "{}", lineage.log());
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(5), "the stop waited: {took:?}");
+    wait_until("the stuck new process to be killed", || is_dead(stuck));
+    // strace holds the killed process at its exit, descriptors and all, until it
+    // lets go: then nothing is left holding the port.
+    drop(hang);
+    wait_until("the port to be free", || port_is_free(port));
+}

@@ -316,6 +316,12 @@ impl Target {
         ProfileName::parse(name).unwrap_or_else(|_| unreachable!("validated by clap or a constant"))
     }
 
+    /// The profile the user named (`--profile`, `GATEWAY_PROFILE` or `--dev`), if any:
+    /// an operation then acts only on that profile's gateway.
+    pub fn named_profile(&self) -> Option<ProfileName> {
+        (self.dev || self.profile.is_some()).then(|| self.profile())
+    }
+
     /// The profile's state directory, from the flag or environment, else under
     /// `$XDG_STATE_HOME` or the home directory; `None` when none is known.
     pub fn state_dir(&self) -> Option<PathBuf> {

@@ -151,7 +151,12 @@ impl Cluster {
         };
         if handed_over {
             membership.state().custody.handed_over();
-            if let Some(task) = membership.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if let Some(task) = membership
+                .task
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
                 task.abort();
             }
         } else {

@@ -234,10 +234,10 @@ async fn take_the_lock(
             return Err(report_details(&refusal));
         }
     };
-    let control = match ControlSocket::bind(state_dir) {
+    let control = match ControlSocket::bind(listeners[0].0.port()) {
         Ok(control) => Some(control),
         Err(error) => {
-            tracing::warn!(%error, "no control socket in {}: `gateway restart` cannot reach this gateway (SIGHUP still restarts it)", state_dir.display());
+            tracing::warn!(%error, "no control socket: `gateway restart` cannot reach this gateway (SIGHUP still restarts it)");
             None
         }
     };

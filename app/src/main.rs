@@ -36,9 +36,9 @@ fn main() {
     };
     let cli = Cli::parse_args();
     let code = match cli.command {
-        Some(Command::Status(args)) => serving_runtime().block_on(status::run(args)),
-        Some(Command::Stop(args)) => serving_runtime().block_on(stop::run(args)),
-        Some(Command::Restart(args)) => serving_runtime().block_on(restart::run(args)),
+        Some(Command::Status(args)) => serve_on_runtime(status::run(args)),
+        Some(Command::Stop(args)) => serve_on_runtime(stop::run(args)),
+        Some(Command::Restart(args)) => serve_on_runtime(restart::run(args)),
         Some(Command::Completions(args)) => completions::run(&args),
         None => {
             logging::init(cli.run.log_format);
@@ -52,9 +52,7 @@ fn main() {
                 Err(_) => Ok(None),
             };
             match early {
-                Ok(taken) => {
-                    serving_runtime().block_on(daemon::run(cli.run, started, executable, taken))
-                }
+                Ok(taken) => serve_on_runtime(daemon::run(cli.run, started, executable, taken)),
                 Err(code) => code,
             }
         }
@@ -62,6 +60,16 @@ fn main() {
     // Exit without waiting for stragglers: whatever is left was already given up on,
     // and the OS releases the port and every lock with the process.
     std::process::exit(code.code());
+}
+
+/// Runs `work` on the serving runtime, then drops the runtime without waiting for
+/// its blocking threads: one may be stuck starting a restart's new process (an
+/// `exec` that hangs), which must never keep this process from exiting.
+fn serve_on_runtime(work: impl Future<Output = ExitCode>) -> ExitCode {
+    let runtime = serving_runtime();
+    let code = runtime.block_on(work);
+    runtime.shutdown_background();
+    code
 }
 
 /// The multi-threaded runtime everything but the first bind runs on.

@@ -6,7 +6,8 @@ use gateway_adapters::holder_probe::is_accepting;
 use gateway_adapters::{FileProfileLocker, HttpHolderProbe, ProcPortOwners};
 use gateway_domain::port_owner::PortOwnerLookup;
 use gateway_domain::port_status::PortStatus;
-use gateway_domain::profile::ProfileLocker;
+use gateway_domain::profile::{ProfileLocker, ProfileName};
+use gateway_domain::target_profile::{as_stopped, check_profile};
 use gateway_domain::{Endpoint, ExitCode, Holder, HolderProbe};
 
 use crate::cli::{StatusArgs, Target};
@@ -16,7 +17,7 @@ const HEALTH_BUDGET: Duration = Duration::from_secs(1);
 const CONNECT_BUDGET: Duration = Duration::from_millis(500);
 
 pub async fn run(args: StatusArgs) -> ExitCode {
-    let status = observe(endpoint(&args.target)).await;
+    let status = observe_target(&args.target).await;
     if args.json {
         println!("{}", status.to_json());
     } else {
@@ -33,6 +34,21 @@ pub fn endpoint(target: &Target) -> Endpoint {
         .and_then(|dir| FileProfileLocker.current_holder(&dir))
         .map(|record| record.port);
     Endpoint::new(target.bind, target.port_with_held_lock(held_lock_port))
+}
+
+/// What is on the target's port, as the profile the user named sees it: a gateway
+/// of another profile is not that profile's gateway. It counts as "not running" (said
+/// on stderr, with the profile it has), so nothing acts on it.
+pub async fn observe_target(target: &Target) -> PortStatus {
+    let observed = observe(endpoint(target)).await;
+    let named = target.named_profile();
+    match check_profile(&observed, named.as_ref().map(ProfileName::as_str)) {
+        Ok(()) => observed,
+        Err(other) => {
+            eprintln!("{other}");
+            as_stopped(&observed)
+        }
+    }
 }
 
 /// Asks the port (`/healthz`), the TCP stack (does it accept?) and the OS (who owns

@@ -16,8 +16,8 @@ const POLL: Duration = Duration::from_millis(10);
 const CONNECT_BUDGET: Duration = Duration::from_millis(200);
 
 pub async fn run(args: StopArgs) -> ExitCode {
-    let endpoint = status::endpoint(&args.target);
-    let observed = status::observe(endpoint).await;
+    let observed = status::observe_target(&args.target).await;
+    let endpoint = observed.endpoint;
     match plan_stop(&observed) {
         StopPlan::NothingRunning => {
             println!("no gateway running on {endpoint}");

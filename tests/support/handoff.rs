@@ -407,3 +407,89 @@ pub fn next_datagram(socket: &std::os::unix::net::UnixDatagram) -> io::Result<St
     let n = socket.recv(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
+
+/// `strace` attached to a gateway so that every `execve` of its children hangs for
+/// 30 s before it runs: a new process stuck between `fork` and `exec` (issue 17).
+/// Killed on drop. `None` (test skipped) without strace outside CI.
+pub struct HungExec {
+    /// Held for its drop: killing strace lets go of its tracees.
+    _strace: KilledOnDrop,
+}
+
+impl HungExec {
+    pub fn attach(pid: u32) -> Option<Self> {
+        let installed = Command::new("strace")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "strace is required under CI=true: apt-get install -y strace"
+            );
+            eprintln!("skipping: strace not installed (apt-get install -y strace)");
+            return None;
+        }
+        let strace = KilledOnDrop(
+            Command::new("strace")
+                .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=execve"])
+                .args(["-e", "inject=execve:delay_enter=30000000"])
+                .args(["-p", &pid.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn strace"),
+        );
+        wait_until("strace to attach", || {
+            tracer_of(pid).is_some_and(|t| t != 0)
+        });
+        Some(Self { _strace: strace })
+    }
+}
+
+/// `TracerPid` of a process.
+fn tracer_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("TracerPid:"))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// The live (not zombie) children of `pid`.
+pub fn live_children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|candidate| {
+            std::fs::read_to_string(format!("/proc/{candidate}/stat")).is_ok_and(|stat| {
+                // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+                let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+                let mut fields = after.split_whitespace();
+                let state = fields.next();
+                let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+                ppid == Some(pid) && state != Some("Z")
+            })
+        })
+        .collect()
+}
+
+/// Whether `pid` is gone, a zombie, or on its way out: its exit status is set (the
+/// last field of `/proc/PID/stat`), e.g. killed but held at its exit by a tracer such
+/// as strace.
+pub fn is_dead(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let exit_status = fields
+        .last()
+        .and_then(|f| f.parse::<i64>().ok())
+        .unwrap_or(0);
+    fields.first() == Some(&"Z") || exit_status != 0
+}

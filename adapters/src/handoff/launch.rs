@@ -243,7 +243,10 @@ impl ExecSuccessor {
             }
             Ok(Err(error)) => {
                 self.start = Start::Ended;
-                Err(format!("cannot be started: {}: {error}", self.program.display()))
+                Err(format!(
+                    "cannot be started: {}: {error}",
+                    self.program.display()
+                ))
             }
             Err(join) => {
                 self.start = Start::Ended;
