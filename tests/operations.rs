@@ -280,3 +280,116 @@ fn force_takes_the_port_from_a_foreign_listener() {
     gateway.wait_exit();
     assert!(gateway.stderr_now().contains(&format!("pid {holder_pid}")));
 }
+
+#[test]
+fn force_over_a_gateway_says_what_it_evicts_and_never_prints_gateway_lock_error() {
+    let port = free_port();
+    let mut old = Gateway::start(port, &[]);
+    let old_pid = old.child.id();
+    let mut forced = Gateway::spawn(port, &["--force"]);
+    let forced_pid = forced.child.id();
+    wait_until("the forced gateway to serve", || {
+        assert!(forced.is_running(), "the forced start exited");
+        http_get(port, "/healthz").is_some_and(|r| r.json()["pid"] == forced_pid)
+    });
+    assert_eq!(
+        old.wait_exit().code(),
+        Some(0),
+        "the old one stopped cleanly"
+    );
+    forced.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(forced.wait_exit().code(), Some(0));
+    let stderr = forced.stderr_now();
+    assert!(!stderr.contains("GatewayLockError"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "is held by pid {old_pid} (gateway); sending SIGTERM"
+        )),
+        "{stderr}"
+    );
+}
+
+/// The command between backticks on the line of `stderr` that mentions `--force`.
+fn force_hint(stderr: &str) -> Vec<String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("--force"))
+        .unwrap_or_else(|| panic!("no --force hint: {stderr}"));
+    assert!(line.starts_with("  "), "a hint is indented: {line:?}");
+    let command = line
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {line:?}"));
+    let mut words = command.split_whitespace().map(str::to_owned);
+    assert_eq!(words.next().as_deref(), Some("gateway"), "{line:?}");
+    words.collect()
+}
+
+#[test]
+fn a_foreign_holders_refusal_offers_force_and_following_it_takes_the_port() {
+    let port = free_port();
+    let mut foreign = ForeignListener::spawn(port);
+    let (code, stderr) = run_to_exit(port, &[]);
+    assert_eq!(code, 75, "{stderr}");
+    let hint = force_hint(&stderr);
+    assert_eq!(hint, ["--force", "--port", &port.to_string()]);
+
+    // Followed as printed.
+    let state = TempDir::new("force-hint");
+    let args: Vec<&str> = hint.iter().map(String::as_str).collect();
+    let mut gateway = KilledOnDrop(
+        gateway_command(&args, state.path())
+            .spawn()
+            .expect("spawn gateway"),
+    );
+    wait_until("the forced gateway to serve", || {
+        assert!(gateway.is_running(), "the forced start exited");
+        http_get(port, "/healthz").is_some_and(|r| r.json()["pid"] == gateway.id())
+    });
+    wait_until("the foreign holder to exit", || !foreign.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_force_starts_at_once_one_serves_and_the_other_refuses_78_naming_it() {
+    let port = free_port();
+    let mut old = tokio::task::block_in_place(|| Gateway::start(port, &[]));
+    // A client that never answers the close keeps the old gateway on the port after
+    // one SIGTERM, so however late the second forced start comes, it finds the old
+    // one there too (the second SIGTERM then ends it at once).
+    let (_stuck, _) = ws::connected(port).await;
+    let mut starts = [
+        Gateway::spawn(port, &["--force"]),
+        Gateway::spawn(port, &["--force"]),
+    ];
+    let (loser, code) = tokio::task::block_in_place(|| {
+        poll_until("one of the forced starts to give up", DEADLINE, || {
+            starts
+                .iter_mut()
+                .enumerate()
+                .find_map(|(i, s)| s.child.try_wait().unwrap().map(|status| (i, status)))
+        })
+    });
+    let winner = 1 - loser;
+    let winner_pid = starts[winner].child.id();
+    tokio::task::block_in_place(|| {
+        wait_until("the winner to serve", || {
+            http_get(port, "/healthz").is_some_and(|r| r.json()["pid"] == winner_pid)
+        });
+        old.wait_exit();
+    });
+    let stderr = starts[loser].stderr_now();
+    assert_eq!(code.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "GatewayLockError: another gateway instance is already listening on ws://127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("held by gateway pid {winner_pid} ")),
+        "names the winner: {stderr}"
+    );
+    assert!(!stderr.contains("No such process"), "{stderr}");
+    assert!(!stderr.contains("still held after SIGKILL"), "{stderr}");
+    assert!(starts[winner].is_running());
+}

@@ -1,5 +1,6 @@
 //! What the package ships, checked as an operator's tools see it: the systemd units
-//! (`systemd-analyze verify`), the completion scripts (`gateway completions`, run by bash).
+//! (`systemd-analyze verify`), the completion scripts (`gateway completions`, run by bash),
+//! the maintainer scripts (run by `sh` into a scratch root, as dpkg would).
 //!
 //! A tool that is missing skips its test with a message, except in CI (`CI=true`), where
 //! `.ci/run` installs it and a missing tool is a failure.
@@ -116,4 +117,109 @@ fn bash_completion_registers_and_completes_subcommands() {
     let mut offered: Vec<&str> = stdout.lines().collect();
     offered.sort_unstable();
     assert_eq!(offered, ["status", "stop"]);
+}
+
+/// Runs a maintainer script of `dist/debian/` as dpkg would, into the root `root`
+/// (`DPKG_ROOT`), with a `systemctl` that only writes down its arguments.
+fn run_maintainer_script(script: &str, action: &str, root: &Path) -> Vec<String> {
+    let bin = root.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = root.join("systemctl.log");
+    let systemctl = bin.join("systemctl");
+    std::fs::write(
+        &systemctl,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("sh")
+        .arg(dist().join("debian").join(script))
+        .arg(action)
+        .env("DPKG_ROOT", root)
+        .env("PATH", path)
+        .output()
+        .expect("run sh");
+    assert!(
+        output.status.success(),
+        "{script} {action}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    calls.lines().map(str::to_owned).collect()
+}
+
+/// A root where systemd runs and the `work` instance is enabled with its socket.
+fn root_with_an_enabled_instance() -> (TempDir, Vec<PathBuf>) {
+    let root = TempDir::new("dpkg-root");
+    std::fs::create_dir_all(root.path().join("run/systemd/system")).unwrap();
+    let units = root.path().join("etc/systemd/system");
+    let links = vec![
+        units.join("multi-user.target.wants/gateway@work.service"),
+        units.join("sockets.target.wants/gateway@work.socket"),
+    ];
+    for link in &links {
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        let unit = link
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("work", "");
+        std::os::unix::fs::symlink(format!("/usr/lib/systemd/system/{unit}"), link).unwrap();
+    }
+    // Someone else's enabled unit, which must stay.
+    std::os::unix::fs::symlink(
+        "/usr/lib/systemd/system/other.service",
+        units.join("multi-user.target.wants/other.service"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib/private/gateway/work")).unwrap();
+    (root, links)
+}
+
+#[test]
+fn removing_the_package_stops_the_running_instances_and_removes_their_links() {
+    let (root, links) = root_with_an_enabled_instance();
+    let calls = run_maintainer_script("prerm", "remove", root.path());
+    assert_eq!(calls, ["stop gateway@*.socket gateway@*.service"]);
+    let calls = run_maintainer_script("postrm", "remove", root.path());
+    assert_eq!(calls, ["--system daemon-reload"]);
+    for link in &links {
+        assert!(
+            link.symlink_metadata().is_err(),
+            "{} is left",
+            link.display()
+        );
+    }
+    let other = root
+        .path()
+        .join("etc/systemd/system/multi-user.target.wants/other.service");
+    assert!(other.symlink_metadata().is_ok(), "another unit's link went");
+    assert!(
+        root.path().join("var/lib/private/gateway/work").is_dir(),
+        "a removal keeps the state"
+    );
+}
+
+#[test]
+fn purging_the_package_removes_the_instances_state_too() {
+    let (root, links) = root_with_an_enabled_instance();
+    run_maintainer_script("postrm", "purge", root.path());
+    assert!(links.iter().all(|l| l.symlink_metadata().is_err()));
+    assert!(!root.path().join("var/lib/private/gateway").exists());
+}
+
+#[test]
+fn an_upgrade_leaves_the_running_instances_alone() {
+    let (root, links) = root_with_an_enabled_instance();
+    assert!(run_maintainer_script("prerm", "upgrade", root.path()).is_empty());
+    assert!(run_maintainer_script("postrm", "upgrade", root.path()).is_empty());
+    assert!(links.iter().all(|l| l.symlink_metadata().is_ok()));
 }

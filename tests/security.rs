@@ -443,3 +443,80 @@ async fn a_client_that_never_reads_is_disconnected() {
     let dropped = tokio::time::timeout(Duration::from_secs(60), flood).await;
     assert_eq!(dropped, Ok(true), "the gateway kept a non-reading client");
 }
+
+/// Writes raw bytes under tungstenite's feet, ignoring a connection the gateway has
+/// already closed (a refused message is not read to its end).
+async fn write_raw_or_closed(client: &mut Client, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let MaybeTlsStream::Plain(stream) = client.get_mut() else {
+        panic!("a plain TCP client")
+    };
+    let _ = stream.write_all(bytes).await;
+}
+
+/// The code of the close the gateway sends next, `None` when the connection ends
+/// without one.
+async fn close_code(client: &mut Client) -> Option<u16> {
+    while let Some(Ok(message)) = client.next().await {
+        if let Message::Close(frame) = message {
+            return frame.map(|f| u16::from(f.code));
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_holding_the_buffer_budget_never_keep_a_newcomer_from_connecting() {
+    let port = free_port();
+    let _gateway = tokio::task::block_in_place(|| Gateway::start(port, &[]));
+    // 70 connected clients each stall one byte short of a 1 MiB message: 64 of them
+    // fill the default 64 MiB budget, and the other 6 are turned away with 1013.
+    let whole = masked_frame(true, 0x1, &vec![b' '; 1024 * 1024]);
+    let stalled = std::sync::Arc::new(whole[..whole.len() - 1].to_vec());
+    let mut clients = Vec::new();
+    for _ in 0..70 {
+        clients.push(connected(port).await.0);
+    }
+    let (closes, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    for mut client in clients {
+        let stalled = stalled.clone();
+        let closes = closes.clone();
+        tokio::spawn(async move {
+            write_raw_or_closed(&mut client, &stalled).await;
+            let _ = closes.send(close_code(&mut client).await);
+        });
+    }
+    for _ in 0..6 {
+        let code = tokio::time::timeout(DEADLINE, closed.recv())
+            .await
+            .expect("a refusal in time");
+        assert_eq!(code, Some(Some(1013)), "beyond the budget: try again later");
+    }
+
+    // The budget is full; a newcomer still connects and is answered at once.
+    let started = Instant::now();
+    let (mut newcomer, hello) = connected(port).await;
+    assert_eq!(hello["payload"]["type"], "hello-ok", "{hello}");
+    send_text(
+        &mut newcomer,
+        json!({"type": "req", "id": "h", "method": "health"}).to_string(),
+    )
+    .await;
+    let health = next_json(&mut newcomer).await;
+    let took = started.elapsed();
+    assert_eq!(health["id"], "h");
+    assert_eq!(health["ok"], true, "{health}");
+    assert!(
+        took < Duration::from_secs(1),
+        "connect and health took {took:?}"
+    );
+
+    // Still bounded: a message past 64 KiB counts, and there is no room for it.
+    let big = json!({"type": "req", "id": "big", "method": "status", "params": {"pad": "x".repeat(100 * 1024)}});
+    send_text(&mut newcomer, big.to_string()).await;
+    assert_eq!(close_code(&mut newcomer).await, Some(1013));
+    assert!(
+        closed.try_recv().is_err(),
+        "the 64 stalled ones still hold their messages"
+    );
+}

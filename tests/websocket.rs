@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::path::Path;
+
 use serde_json::json;
 use support::ws::*;
 use support::*;
@@ -251,13 +253,27 @@ async fn the_guides_rust_client_runs_against_the_gateway() {
     let port = free_port();
     let _gateway = Gateway::start(port, &["--token", "example-token"]);
     let url = format!("ws://127.0.0.1:{port}/");
-    let status = example_client::run(&url, Some("example-token"))
+    let mut out = Vec::new();
+    let status = example_client::run(&url, Some("example-token"), &mut out)
         .await
         .expect("the example client works");
     assert_eq!(status["port"], port);
     assert_eq!(status["connections"], 1);
-    let refused = example_client::run(&url, Some("wrong")).await.unwrap_err();
-    assert!(refused.to_string().contains("unauthorized"), "{refused}");
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.starts_with(&format!(
+            "connected to gateway {}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+    let refused = example_client::run(&url, Some("wrong"), &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().starts_with("refused: unauthorized: "),
+        "{refused}"
+    );
 }
 
 /// A Python that has the `websockets` library, if there is one.
@@ -274,11 +290,10 @@ fn python_with_websockets() -> Option<String> {
     })
 }
 
-#[test]
-fn the_guides_python_client_runs_against_the_gateway() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/client.py");
-    assert_the_guide_shows(include_str!("../docs/examples/client.py"));
-    let Some(python) = python_with_websockets() else {
+/// The Python that runs the guide's client, or `None` (and why) outside CI.
+fn python_for_the_guide() -> Option<String> {
+    let python = python_with_websockets();
+    if python.is_none() {
         let how = "install it with `apt-get install python3-websockets` or `pip install websockets` \
                    (or point GATEWAY_TEST_PYTHON at a Python that has it)";
         assert!(
@@ -286,35 +301,150 @@ fn the_guides_python_client_runs_against_the_gateway() {
             "CI: no Python with the websockets library; {how}"
         );
         println!("skipped: no Python with the websockets library; {how}");
+    }
+    python
+}
+
+const PYTHON_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/client.py");
+
+/// Runs `python client.py ARGS` to its end (bounded by the deadline), with `env` set.
+fn run_python_client(python: &str, args: &[&str], env: &[(&str, &Path)]) -> std::process::Output {
+    let mut command = std::process::Command::new(python);
+    command
+        .arg(PYTHON_CLIENT)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = KilledOnDrop(command.spawn().expect("spawn python"));
+    poll_until("the Python client to finish", DEADLINE, || {
+        child.try_wait().unwrap()
+    });
+    let mut output = std::process::Output {
+        status: child.try_wait().unwrap().unwrap(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut output.stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut output.stderr)
+        .unwrap();
+    output
+}
+
+/// A session's lines with the one value that changes from run to run (the uptime)
+/// masked.
+fn masked_uptime(lines: &str) -> String {
+    let mut out = String::new();
+    let mut rest = lines;
+    while let Some(at) = rest.find("\"uptimeMs\":") {
+        let (head, tail) = rest.split_at(at + "\"uptimeMs\":".len());
+        out.push_str(head);
+        out.push('N');
+        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guides_python_client_prints_the_same_lines_as_the_rust_one() {
+    assert_the_guide_shows(include_str!("../docs/examples/client.py"));
+    let Some(python) = python_for_the_guide() else {
         return;
     };
     let port = free_port();
-    let _gateway = Gateway::start(port, &[]);
+    let _gateway =
+        tokio::task::block_in_place(|| Gateway::start(port, &["--token", "example-token"]));
     let url = format!("ws://127.0.0.1:{port}/");
-    let mut child = std::process::Command::new(&python)
-        .args([script, url.as_str()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn python");
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the Python client did not finish in time");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+
+    let mut rust = Vec::new();
+    example_client::run(&url, Some("example-token"), &mut rust)
+        .await
+        .expect("the Rust client works");
+    let output =
+        tokio::task::block_in_place(|| run_python_client(&python, &[&url, "example-token"], &[]));
+    let python_out = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "{python} {script} failed: {stdout}{}",
+        "{python} client.py failed: {python_out}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.starts_with("connected to gateway"), "{stdout}");
-    let status_line = stdout.lines().find(|l| l.starts_with("status ")).unwrap();
+    let status_line = python_out
+        .lines()
+        .find(|l| l.starts_with("status "))
+        .unwrap();
     let status: serde_json::Value = serde_json::from_str(&status_line["status ".len()..]).unwrap();
     assert_eq!(status["port"], port);
+    assert_eq!(
+        masked_uptime(&python_out),
+        masked_uptime(&String::from_utf8(rust).unwrap()),
+        "the two clients print the same lines"
+    );
+
+    // A refusal: the same line, on stderr, and a failure exit.
+    let rust_refusal = example_client::run(&url, Some("wrong"), &mut Vec::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    let output = tokio::task::block_in_place(|| run_python_client(&python, &[&url, "wrong"], &[]));
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        rust_refusal
+    );
+}
+
+#[test]
+fn the_guides_python_client_explains_its_usage_and_a_missing_gateway() {
+    let Some(python) = python_for_the_guide() else {
+        return;
+    };
+    let help = run_python_client(&python, &["--help"], &[]);
+    assert!(help.status.success());
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("Usage: client.py [URL [TOKEN]]"),
+        "{help:?}"
+    );
+    let url = format!("ws://127.0.0.1:{}/", free_port());
+    let nobody = run_python_client(&python, &[&url], &[]);
+    let stderr = String::from_utf8_lossy(&nobody.stderr);
+    assert_eq!(nobody.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("cannot reach {url}: ")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Traceback"), "{stderr}");
+}
+
+#[test]
+fn the_guides_python_client_says_how_to_get_websockets_when_it_is_missing() {
+    // A `websockets` that cannot be imported, ahead of any installed one.
+    let shadow = TempDir::new("no-websockets");
+    std::fs::create_dir_all(shadow.path().join("websockets")).unwrap();
+    std::fs::write(
+        shadow.path().join("websockets/__init__.py"),
+        "raise ImportError(\"No module named 'websockets'\")\n",
+    )
+    .unwrap();
+    let output = run_python_client("python3", &[], &[("PYTHONPATH", shadow.path())]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("pip install websockets")
+            && stderr.contains("apt-get install python3-websockets"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Traceback"), "{stderr}");
 }

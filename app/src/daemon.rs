@@ -576,23 +576,21 @@ fn make_room_for_connections(max_connections: u32) {
 }
 
 /// Takes the port; with `--force`, evicts a holder once and tries again. A refusal's
-/// first line is printed the moment the bind fails.
+/// first line is printed the moment the bind fails, except under `--force`: there
+/// the eviction is said instead, and the first line only when the start fails.
 async fn bind(endpoint: Endpoint, force: bool) -> Result<HeldPort<TcpListener>, Refusal> {
     let probe = HttpHolderProbe::default();
-    let announce = |error: &GatewayLockError| eprintln!("{}", error.headline());
-    let refusal =
-        match take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint, announce).await {
-            Ok(held) => return Ok(held),
-            Err(refusal) => refusal,
-        };
-    let Some(taken) = refusal.port_in_use().filter(|_| force) else {
-        return Err(refusal);
-    };
-    if let Err(why) = force::evict(taken, &ProcPortOwners).await {
-        eprintln!("gateway: {why}");
-        return Err(refusal);
+    if !force {
+        let announce = |error: &GatewayLockError| eprintln!("{}", error.headline());
+        return take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint, announce).await;
     }
-    take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint, announce).await
+    let taken =
+        force::take_port(|| take_port_lock(&TcpBinder, &probe, &ProcPortOwners, endpoint, |_| {}))
+            .await;
+    if let Err(refusal) = &taken {
+        eprintln!("{}", refusal.error.headline());
+    }
+    taken
 }
 
 /// Prints what follows a refusal's first line (already printed), and its exit code.

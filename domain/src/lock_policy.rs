@@ -87,6 +87,14 @@ impl Refusal {
                             "  free the port, or start on another one with `gateway --port <port>`"
                                 .to_owned(),
                         );
+                        // Only a holder we can see can be signalled: `--force` would
+                        // fail on any other.
+                        if matches!(owners, Some(PortOwners::Visible(_))) {
+                            lines.push(format!(
+                                "  to take the port anyway: `{}`",
+                                force_command(endpoint)
+                            ));
+                        }
                     }
                 },
             }
@@ -108,12 +116,41 @@ impl Refusal {
         lines
     }
 
+    /// Whether the port's holder did not answer as a gateway yet may still turn out to
+    /// be one: a process we can see, bound, perhaps not serving yet. After an eviction
+    /// that is likely another start that took the freed port first.
+    pub fn holder_may_be_a_starting_gateway(&self) -> bool {
+        matches!(
+            (&self.error, &self.holder, &self.owners),
+            (
+                GatewayLockError::AlreadyListening { .. },
+                Some(Holder::Unconfirmed),
+                Some(PortOwners::Visible(_))
+            )
+        )
+    }
+
     /// Whether the refusal is "the port is in use", which `--force` can act on.
     pub fn port_in_use(&self) -> Option<crate::Endpoint> {
         match &self.error {
             GatewayLockError::AlreadyListening { endpoint } => Some(*endpoint),
             _ => None,
         }
+    }
+}
+
+/// The `gateway --force` command line that takes `endpoint`'s port. A held `[::1]`
+/// companion is taken by the default bind, which holds both loopbacks.
+fn force_command(endpoint: &crate::Endpoint) -> String {
+    let port = endpoint.port();
+    let default_bind = [
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    ];
+    if default_bind.contains(&endpoint.ip()) {
+        format!("gateway --force --port {port}")
+    } else {
+        format!("gateway --force --port {port} --bind {}", endpoint.ip())
     }
 }
 
@@ -197,10 +234,67 @@ mod tests {
             }])),
         };
         assert_eq!(r.exit_code(), ExitCode::PortHeld);
+        let lines = r.report_lines();
         assert_eq!(
-            r.report_lines()[1],
+            lines[1],
             "  held by pid 31 (nc), which does not answer as a gateway"
         );
+        assert_eq!(
+            lines[3],
+            "  to take the port anyway: `gateway --force --port 4321`"
+        );
+        assert!(lines[1..].iter().all(|l| l.starts_with("  ")));
+    }
+
+    #[test]
+    fn the_force_hint_names_a_bind_address_other_than_the_default() {
+        let r = Refusal {
+            error: GatewayLockError::AlreadyListening {
+                endpoint: Endpoint::new("127.0.0.2".parse().unwrap(), 4321),
+            },
+            holder: Some(Holder::Unconfirmed),
+            owners: Some(PortOwners::Visible(vec![crate::port_owner::ProcessInfo {
+                pid: 31,
+                program: None,
+            }])),
+        };
+        assert!(r.report_lines()[3].contains("`gateway --force --port 4321 --bind 127.0.0.2`"));
+    }
+
+    #[test]
+    fn a_holder_out_of_sight_gets_no_force_hint_it_could_not_follow() {
+        for owners in [None, Some(PortOwners::Hidden), Some(PortOwners::Unknown)] {
+            let r = Refusal {
+                error: GatewayLockError::AlreadyListening {
+                    endpoint: endpoint(),
+                },
+                holder: Some(Holder::Unconfirmed),
+                owners,
+            };
+            assert!(
+                r.report_lines().iter().all(|l| !l.contains("--force")),
+                "{:?}",
+                r.report_lines()
+            );
+        }
+    }
+
+    #[test]
+    fn a_visible_holder_that_does_not_answer_may_be_a_gateway_still_starting() {
+        let seen = Refusal {
+            error: GatewayLockError::AlreadyListening {
+                endpoint: endpoint(),
+            },
+            holder: Some(Holder::Unconfirmed),
+            owners: Some(PortOwners::Visible(vec![])),
+        };
+        assert!(seen.holder_may_be_a_starting_gateway());
+        let a_gateway = Refusal {
+            holder: Some(gateway_holder()),
+            owners: None,
+            ..seen
+        };
+        assert!(!a_gateway.holder_may_be_a_starting_gateway());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The limits on what a client sends, enforced on the bytes before tungstenite
 //! buffers them: a message's payload (however fragmented) within the current
 //! limit (64 KiB before `connect`, 1 MiB after), complete within the message
-//! timeout of its first frame, and reserved in the gateway-wide [`MessageBudget`].
+//! timeout of its first frame, and, past 64 KiB, reserved in the gateway-wide
+//! [`MessageBudget`].
 //! tokio-tungstenite 0.30 fixes its message limit when the socket is built (no
 //! `set_config`), and hides a message in progress; following the frames here gives
 //! both the per-phase limit and the timing. A frame that breaks a limit is refused
@@ -159,14 +160,15 @@ impl<S> InboundGuard<S> {
                     }
                     *deadline_active = true;
                 }
+                let so_far = *message_payload;
                 *message_payload = message_payload.saturating_add(payload);
                 if *message_payload > *message_limit {
                     return Err(Violation::TooBig);
                 }
-                let bytes = usize::try_from(payload).map_err(|_| Violation::TooBig)?;
-                if !budget.try_reserve(bytes) {
-                    return Err(Violation::OverBudget);
-                }
+                // Small messages (every `connect`) cost the budget nothing.
+                let bytes = budget
+                    .try_grow(so_far, *message_payload)
+                    .ok_or(Violation::OverBudget)?;
                 *reserved += bytes;
                 Ok(())
             }
@@ -372,15 +374,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_small_message_passes_while_big_ones_hold_the_whole_budget() {
+        let budget = Arc::new(MessageBudget::new(100 * 1024));
+        let (mut big_client, mut big) = guarded(1 << 20, &budget);
+        let stalled = frame(true, 0x1, &[b'q'; 100 * 1024]);
+        big_client.write_all(&stalled[..100]).await.unwrap();
+        let mut buf = [0u8; 100];
+        big.read_exact(&mut buf).await.unwrap();
+        assert_eq!(budget.used(), 100 * 1024, "the budget is full");
+        let (mut small_client, mut small) = guarded(64 * 1024, &budget);
+        let connect = frame(true, 0x1, &[b'c'; 64 * 1024]);
+        small_client.write_all(&connect).await.unwrap();
+        drop(small_client);
+        assert_eq!(read_all(&mut small).await, (connect.len(), None));
+        assert_eq!(budget.used(), 100 * 1024);
+    }
+
+    #[tokio::test]
     async fn messages_in_progress_share_the_gateway_budget() {
-        let budget = Arc::new(MessageBudget::new(3000));
+        let budget = Arc::new(MessageBudget::new(150 * 1024));
         let (mut first_client, mut first) = guarded(1 << 20, &budget);
         let (mut second_client, mut second) = guarded(1 << 20, &budget);
-        let big = frame(true, 0x1, &[b'q'; 2000]);
+        let big = frame(true, 0x1, &[b'q'; 100 * 1024]);
         first_client.write_all(&big[..100]).await.unwrap();
         let mut buf = [0u8; 100];
         first.read_exact(&mut buf).await.unwrap();
-        assert_eq!(budget.used(), 2000);
+        assert_eq!(budget.used(), 100 * 1024);
         second_client.write_all(&big).await.unwrap();
         drop(second_client);
         assert_eq!(read_all(&mut second).await.1, Some(Violation::OverBudget));
