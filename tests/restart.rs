@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use clients::{Load, RESTARTING_EVENT, Session};
 use handoff::*;
 use nix::sys::signal::Signal;
+use support::etcd::Etcd;
 use support::*;
 
 /// Long enough for a loaded machine, short enough that a stuck drain fails the test
@@ -291,6 +292,13 @@ fn a_gateway_killed_mid_handoff_leaves_its_successor_serving_alone_and_the_port_
     let new = answer.json()["pid"].as_u64().unwrap() as u32;
     assert_ne!(new, old);
     assert_eq!(lineage.serving_pid(), Some(new));
+    // Its log reaches the service's log although the pipe through the old one broke.
+    lineage.wait_log(
+        &format!(
+            "gateway listening on ws://127.0.0.1:{port} (pid {new}, taken over from pid {old})"
+        ),
+        1,
+    );
     let raced = racer.finish();
     assert_eq!(raced.wins(), 0, "{raced:?}");
 }
@@ -957,4 +965,70 @@ fn a_stop_during_a_handoff_stuck_before_exec_kills_the_new_process_and_stops() {
     // lets go: then nothing is left holding the port.
     drop(hang);
     wait_until("the port to be free", || port_is_free(port));
+}
+
+/// Issue 17's two actives: the old process is frozen while its new process takes the
+/// lease over and serves; when it wakes, well past half the TTL, its lease watch has
+/// lapsed. It must step down without revoking the lease it handed over: the standby
+/// never becomes active, the new process stays active with the same fencing token.
+#[test]
+fn an_old_process_frozen_during_the_handoff_never_revokes_the_lease_it_handed_over() {
+    let Some(etcd) = Etcd::start() else { return };
+    let url = etcd.url();
+    let cluster = [
+        "--cluster-etcd",
+        url.as_str(),
+        "--cluster-key",
+        "frozen",
+        "--cluster-ttl",
+        "2",
+    ];
+    let port = free_port();
+    let mut lineage = Lineage::start(port, &cluster);
+    let old = lineage.first.id();
+    let token = active_token(port).expect("the first gateway is active");
+    let mut standby_args = cluster.to_vec();
+    standby_args.push("--standby");
+    let mut standby = Gateway::spawn(free_port(), &standby_args);
+    standby.wait_healthy();
+    assert_eq!(active_token(standby.port), None);
+
+    lineage.signal(old, Signal::SIGHUP);
+    let new = poll_until("the new process to be forked", DEADLINE, || {
+        live_children(old).first().copied()
+    });
+    lineage.signal(old, Signal::SIGSTOP);
+    lineage.wait_serving("the new process", |pid| pid == new);
+    // Frozen for 1.5 TTLs, then woken: its watch has lapsed by then.
+    let frozen_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < frozen_until {
+        assert_eq!(
+            active_token(standby.port),
+            None,
+            "the standby became active"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lineage.signal(old, Signal::SIGCONT);
+    assert_eq!(lineage.wait_exit_code(old), 0, "{}", lineage.log());
+    // Two more TTLs: one active, the new one, with the token it took over.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        assert_eq!(
+            active_token(standby.port),
+            None,
+            "two actives:\n{}",
+            lineage.log()
+        );
+        assert_eq!(active_token(port), Some(token), "{}", lineage.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(standby.is_running());
+}
+
+/// The fencing token of the gateway on `port`, while it says it is active.
+fn active_token(port: u16) -> Option<u64> {
+    let health = http_get(port, "/healthz")?.json();
+    let cluster = &health["cluster"];
+    (cluster["role"] == "active").then(|| cluster["fencingToken"].as_u64())?
 }
