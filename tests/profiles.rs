@@ -251,3 +251,22 @@ fn a_state_dir_that_cannot_be_created_says_so() {
     );
     assert!(port_is_free(port));
 }
+
+#[test]
+fn a_bad_profile_or_port_from_the_environment_names_the_variable() {
+    let state = TempDir::new("env-usage");
+    for (variable, value) in [("GATEWAY_PROFILE", "../escape"), ("GATEWAY_PORT", "abc")] {
+        let output = gateway_command(&[], state.path())
+            .env(variable, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            first_line(&stderr).starts_with(&format!(
+                "error: invalid value '{value}' for the environment variable {variable}: "
+            )),
+            "{stderr}"
+        );
+    }
+}
