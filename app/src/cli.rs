@@ -5,6 +5,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use gateway_domain::cluster::ClusterKey;
 use gateway_domain::config::{self, DEV_PROFILE};
@@ -21,7 +24,7 @@ use gateway_domain::protocol;
         Without a subcommand, gateway binds its port (default ws://127.0.0.1:18789) as an exclusive \
         listener and serves /healthz, /readyz and the WebSocket protocol on it until SIGTERM or SIGINT. \
         A second gateway on the same port, or on the same profile, is refused with exit 78. \
-        The status and stop subcommands find and stop the gateway on a port."
+        The status, stop and restart subcommands find, stop and restart the gateway on a port."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -49,11 +52,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Target {
     /// TCP port [default: 18789, or 19001 with --dev].
-    #[arg(long, env = "GATEWAY_PORT", value_parser = parse_port)]
+    #[arg(long, env = "GATEWAY_PORT", value_parser = naming_its_variable(parse_port))]
     pub port: Option<u16>,
 
     /// Profile name: its own state directory and lock.
-    #[arg(long, env = "GATEWAY_PROFILE", value_parser = parse_profile)]
+    #[arg(long, env = "GATEWAY_PROFILE", value_parser = naming_its_variable(parse_profile))]
     pub profile: Option<ProfileName>,
 
     /// Profile `dev` on port 19001 (an alternative to --profile).
@@ -108,12 +111,12 @@ pub struct RunArgs {
     /// etcd endpoints of the cluster lock (http://HOST:PORT, comma-separated): only
     /// one gateway per --cluster-key is active across hosts.
     #[arg(long, env = "GATEWAY_CLUSTER_ETCD", value_name = "URL[,URL]...",
-          value_delimiter = ',', value_parser = parse_etcd_url)]
+          value_delimiter = ',', value_parser = naming_its_variable(parse_etcd_url))]
     pub cluster_etcd: Vec<String>,
 
     /// The name the gateways compete for [default: the profile name].
     #[arg(long, env = "GATEWAY_CLUSTER_KEY", requires = "cluster_etcd",
-          value_parser = parse_cluster_key)]
+          value_parser = naming_its_variable(parse_cluster_key))]
     pub cluster_key: Option<ClusterKey>,
 
     /// Seconds the cluster lock's lease lives without a keep-alive.
@@ -175,6 +178,10 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+/// `0.1.0 (abc1234 2026-12-07)`, or `0.1.0` when the build had no git to ask
+/// (`app/build.rs`).
+pub const VERSION_WITH_COMMIT: &str = env!("GATEWAY_VERSION_WITH_COMMIT");
 
 /// Environment variables read without a flag of their own (the others are named by
 /// their flags' `env`): name and meaning, for `--help` and the man page.
@@ -249,9 +256,15 @@ pub fn environment(command: &clap::Command) -> Vec<(String, String)> {
 /// appended to `--help`.
 pub fn command() -> clap::Command {
     let command = Cli::command();
+    let variables = environment(&command);
+    let width = variables
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
     let mut help = String::from("Environment:\n");
-    for (name, meaning) in environment(&command) {
-        help.push_str(&format!("  {name:<18} {meaning}\n"));
+    for (name, meaning) in variables {
+        help.push_str(&format!("  {name:<width$}  {meaning}\n"));
     }
     help.push_str("\nExit codes:\n");
     for (code, meaning) in EXIT_CODES {
@@ -263,10 +276,65 @@ pub fn command() -> clap::Command {
 impl Cli {
     /// Parses the process's arguments; on a usage error clap prints it and exits 2.
     pub fn parse_args() -> Self {
-        let mut command = command();
+        // `--version` names the commit; the man pages (rendered from `command()`) keep
+        // the bare version, so they do not go stale with every commit.
+        let mut command = command().version(VERSION_WITH_COMMIT);
         let mut matches = command.get_matches_mut();
         Self::from_arg_matches_mut(&mut matches)
             .unwrap_or_else(|error| error.format(&mut command).exit())
+    }
+}
+
+/// A value parser that names the environment variable a refused value came from:
+/// clap's own message names the flag (`--port`) even when the user never typed it.
+#[derive(Clone, Copy)]
+struct NamingItsVariable<T> {
+    /// The validation proper, shared by the flag and its variable.
+    parse: fn(&str) -> Result<T, String>,
+}
+
+fn naming_its_variable<T>(parse: fn(&str) -> Result<T, String>) -> NamingItsVariable<T> {
+    NamingItsVariable { parse }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for NamingItsVariable<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        self.parse.parse_ref(command, arg, value)
+    }
+
+    fn parse_ref_(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+        source: ValueSource,
+    ) -> Result<T, clap::Error> {
+        let variable = arg.and_then(clap::Arg::get_env);
+        let (ValueSource::EnvVariable, Some(variable)) = (source, variable) else {
+            return self.parse_ref(command, arg, value);
+        };
+        let text = value.to_string_lossy();
+        let reason = match value.to_str() {
+            Some(text) => match (self.parse)(text) {
+                Ok(parsed) => return Ok(parsed),
+                Err(reason) => reason,
+            },
+            None => "not valid UTF-8".to_owned(),
+        };
+        Err(command.clone().error(
+            ErrorKind::ValueValidation,
+            format!(
+                "invalid value '{text}' for the environment variable {}: {reason}",
+                variable.to_string_lossy()
+            ),
+        ))
     }
 }
 
@@ -356,7 +424,6 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::error::ErrorKind;
 
     /// Parses `args` as if the environment were empty: the command's `env` bindings
     /// are removed, so a developer's `GATEWAY_PORT` cannot change what is checked.
@@ -474,6 +541,79 @@ mod tests {
             panic!("not completions")
         };
         assert_eq!(args.shell, CompletionShell::Zsh);
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable_not_the_flag() {
+        // Tests must not change the process environment, so `--port` reads a variable
+        // cargo and nextest always set for tests: a directory path, not a port.
+        let variable = "CARGO_MANIFEST_DIR";
+        let value = std::env::var(variable).expect("set by the test runner");
+        for args in [&[][..], &["status"], &["stop"], &["restart"]] {
+            let port_from = |arg: clap::Arg| match arg.get_id().as_str() {
+                "port" => arg.env(variable),
+                _ => arg,
+            };
+            let error = without_env(command())
+                .mut_args(port_from)
+                .mut_subcommands(|sub| sub.mut_args(port_from))
+                .try_get_matches_from(std::iter::once("gateway").chain(args.iter().copied()))
+                .unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            let message = error.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "error: invalid value '{value}' for the environment variable {variable}: \
+                     invalid port"
+                )),
+                "{args:?}: {message}"
+            );
+            assert!(!message.contains("--port"), "{args:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_on_the_command_line_still_names_the_flag() {
+        let error = parse(&["--port", "abc"]).unwrap_err().to_string();
+        assert!(
+            error.contains("'--port <PORT>'") && !error.contains("environment"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn help_mentions_restart_beside_status_and_stop() {
+        let help = parse(&["--help"]).unwrap_err().to_string();
+        assert!(
+            help.contains("The status, stop and restart subcommands"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn help_aligns_the_environment_variables_meanings() {
+        let help = parse(&["--help"]).unwrap_err().to_string();
+        let section = help
+            .split("Environment:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("an Environment section");
+        let columns: Vec<usize> = section
+            .lines()
+            .map(|line| {
+                let name_end = 2 + line.trim_start().find(' ').expect("name and meaning");
+                name_end
+                    + line[name_end..]
+                        .find(|c: char| c != ' ')
+                        .expect("a meaning")
+            })
+            .collect();
+        assert!(columns.len() >= 9, "{section}");
+        assert!(columns.iter().all(|&c| c == columns[0]), "{section}");
+        assert!(
+            section.contains("GATEWAY_CLUSTER_ETCD  As --cluster-etcd."),
+            "{section}"
+        );
     }
 
     #[test]

@@ -384,6 +384,10 @@ async fn serve(
     match predecessor.as_mut() {
         Some(predecessor) => {
             tracing::info!(
+                version = %env!("CARGO_PKG_VERSION"),
+                url = %endpoint,
+                pid,
+                taken_over_from = predecessor.pid(),
                 "gateway listening on {endpoint} (pid {pid}, taken over from pid {})",
                 predecessor.pid()
             );
@@ -391,7 +395,12 @@ async fn serve(
             predecessor.say(&SuccessorWord::Serving);
         }
         None => {
-            tracing::info!("gateway listening on {endpoint} (pid {pid})");
+            tracing::info!(
+                version = %env!("CARGO_PKG_VERSION"),
+                url = %endpoint,
+                pid,
+                "gateway listening on {endpoint} (pid {pid})"
+            );
             notifier.ready();
         }
     }

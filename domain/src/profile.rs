@@ -111,15 +111,70 @@ impl LockRecord {
     }
 }
 
+/// What is wrong with a state directory the gateway cannot or will not use: the text
+/// after `cannot lock profile "NAME" at PATH: `, PATH being the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StateDirProblem {
+    /// PATH exists and is not a directory (e.g. `--state-dir /etc/passwd`).
+    #[error("not a directory")]
+    NotADirectory,
+    /// A parent of PATH exists and is not a directory, so PATH cannot be created.
+    #[error("{} is not a directory", .0.display())]
+    ParentNotADirectory(PathBuf),
+    /// PATH does not exist and the OS refused to create it.
+    #[error("the directory does not exist and cannot be created: {0}")]
+    CannotCreate(io::Error),
+    /// A missing parent of PATH could not be created.
+    #[error("the directory does not exist and its parent {} cannot be created: {source}", .parent.display())]
+    CannotCreateParent { parent: PathBuf, source: io::Error },
+    /// PATH is a symbolic link that neither the gateway's user nor root made: whoever
+    /// made it chose where the gateway would write.
+    #[error(
+        "a symbolic link owned by uid {owner}, neither this user (uid {user}) nor root; \
+         use the directory it points to, or a directory of your own"
+    )]
+    UntrustedSymlink { owner: u32, user: u32 },
+    /// The directory belongs to another user, who could replace what is in it.
+    #[error(
+        "owned by uid {owner}, not by this gateway's user (uid {user}); \
+         use a state directory of your own"
+    )]
+    NotOwned { owner: u32, user: u32 },
+    /// The group or others may write in the directory, so they could replace the lock
+    /// file (e.g. by a symbolic link to a file of the gateway's user).
+    #[error(
+        "writable by group or others (mode {mode:04o}); remove their write access \
+         (chmod go-w) or use another directory"
+    )]
+    WritableByOthers { mode: u32 },
+    /// `gateway.lock` is a symbolic link: writing through it would write wherever it points.
+    #[error("{LOCK_FILE_NAME} is a symbolic link; remove it (the gateway recreates it)")]
+    LockFileIsSymlink,
+    /// `gateway.lock` is not a plain file (a directory, a FIFO, a device...).
+    #[error("{LOCK_FILE_NAME} is not a regular file; remove it (the gateway recreates it)")]
+    LockFileNotRegular,
+    /// Opening, locking or writing `gateway.lock` failed.
+    #[error("{LOCK_FILE_NAME}: {0}")]
+    LockFile(io::Error),
+    /// Looking at the directory itself failed.
+    #[error("{0}")]
+    Io(io::Error),
+}
+
 /// Why a profile lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileLockFailure {
     /// Another process holds the lock; its record, when readable.
     #[error("profile lock is held")]
     Held { holder: Option<LockRecord> },
-    /// The state directory or lock file could not be created or locked.
-    #[error("{path}: {source}")]
-    Unavailable { path: PathBuf, source: io::Error },
+    /// The state directory or lock file could not, or must not, be used. Nothing was
+    /// written in it.
+    #[error("{}: {problem}", .path.display())]
+    Unavailable {
+        /// The state directory.
+        path: PathBuf,
+        problem: StateDirProblem,
+    },
 }
 
 impl ProfileLockFailure {
@@ -134,10 +189,14 @@ impl ProfileLockFailure {
                 holder_pid: holder.as_ref().map(|h| h.pid),
                 holder_port: holder.as_ref().map(|h| h.port),
             },
-            Self::Unavailable { path, source } => crate::GatewayLockError::ProfileUnavailable {
+            Self::Unavailable { path, problem } => crate::GatewayLockError::ProfileUnavailable {
                 profile: profile.to_string(),
                 path: path.display().to_string(),
-                source,
+                // The lock error carries an `io::Error`; ours prints as the problem itself.
+                source: match problem {
+                    StateDirProblem::Io(source) => source,
+                    problem => io::Error::other(problem),
+                },
             },
         }
     }
@@ -153,6 +212,12 @@ pub trait ProfileLocker: Send + Sync {
     ///
     /// MUST return [`ProfileLockFailure::Held`] when another open file holds the lock,
     /// with the holder's record if it can be read, and MUST NOT wait for it.
+    ///
+    /// MUST return [`ProfileLockFailure::Unavailable`], having written nothing, when an
+    /// existing `dir` is not owned by the effective user ([`StateDirProblem::NotOwned`]),
+    /// is writable by group or others ([`StateDirProblem::WritableByOthers`]), or when
+    /// `gateway.lock` is a symbolic link ([`StateDirProblem::LockFileIsSymlink`]): it
+    /// MUST NOT follow a symbolic link there.
     fn acquire(&self, dir: &Path, record: &LockRecord) -> Result<Self::Guard, ProfileLockFailure>;
 
     /// The record of the gateway holding `dir`'s lock right now, for `status`, `stop`
@@ -160,7 +225,8 @@ pub trait ProfileLocker: Send + Sync {
     ///
     /// MUST return `None` when the lock is free (a record left behind by a gateway that
     /// exited describes nobody) or cannot be checked, and MUST NOT take the lock, not
-    /// even briefly: a gateway starting at that moment would be refused.
+    /// even briefly: a gateway starting at that moment would be refused. MUST NOT follow
+    /// a symbolic link named `gateway.lock`, nor wait on anything that is not a file.
     fn current_holder(&self, dir: &Path) -> Option<LockRecord>;
 }
 
@@ -345,7 +411,7 @@ mod tests {
         locker.expect_acquire().returning(|dir, _| {
             Err(ProfileLockFailure::Unavailable {
                 path: dir.to_path_buf(),
-                source: io::Error::from(io::ErrorKind::PermissionDenied),
+                problem: StateDirProblem::Io(io::Error::from(io::ErrorKind::PermissionDenied)),
             })
         });
         let refusal =
@@ -354,6 +420,63 @@ mod tests {
         assert!(
             refusal.report_lines()[0]
                 .starts_with("GatewayLockError: cannot lock profile \"work\" at /s: ")
+        );
+    }
+
+    /// The refusal line for `problem` in state directory `/s`.
+    fn refusal_line(problem: StateDirProblem) -> String {
+        ProfileLockFailure::Unavailable {
+            path: PathBuf::from("/s"),
+            problem,
+        }
+        .into_lock_error(&profile())
+        .headline()
+    }
+
+    #[test]
+    fn a_state_dir_someone_else_controls_is_refused_saying_what_is_wrong() {
+        let head = "GatewayLockError: cannot lock profile \"work\" at /s: ";
+        assert_eq!(
+            refusal_line(StateDirProblem::WritableByOthers { mode: 0o777 }),
+            format!(
+                "{head}writable by group or others (mode 0777); remove their write access \
+                 (chmod go-w) or use another directory"
+            )
+        );
+        assert_eq!(
+            refusal_line(StateDirProblem::NotOwned {
+                owner: 65534,
+                user: 0
+            }),
+            format!(
+                "{head}owned by uid 65534, not by this gateway's user (uid 0); \
+                 use a state directory of your own"
+            )
+        );
+        assert_eq!(
+            refusal_line(StateDirProblem::LockFileIsSymlink),
+            format!("{head}gateway.lock is a symbolic link; remove it (the gateway recreates it)")
+        );
+    }
+
+    #[test]
+    fn a_state_dir_that_cannot_be_a_directory_says_so() {
+        let head = "GatewayLockError: cannot lock profile \"work\" at /s: ";
+        assert_eq!(
+            refusal_line(StateDirProblem::NotADirectory),
+            format!("{head}not a directory")
+        );
+        assert_eq!(
+            refusal_line(StateDirProblem::ParentNotADirectory("/etc/passwd".into())),
+            format!("{head}/etc/passwd is not a directory")
+        );
+        assert!(
+            refusal_line(StateDirProblem::CannotCreate(io::Error::from(
+                io::ErrorKind::PermissionDenied
+            )))
+            .starts_with(&format!(
+                "{head}the directory does not exist and cannot be created: "
+            ))
         );
     }
 }

@@ -63,6 +63,10 @@ impl TempDir {
         let path =
             std::env::temp_dir().join(format!("gateway-test-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap();
+        // A gateway refuses a state directory writable by group or others: keep it
+        // private whatever the umask of whoever runs the tests.
+        let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700);
+        std::fs::set_permissions(&path, private).unwrap();
         Self(path)
     }
 
