@@ -378,3 +378,57 @@ fn a_restart_hands_the_lease_over_and_keeps_the_fencing_token() {
     time_until_active(standby.port, since, Duration::from_secs(2));
     assert!(fencing_token(standby.port) > token);
 }
+
+#[test]
+fn a_healthy_pair_on_etcds_default_keepalive_policy_logs_no_warning_for_15s() {
+    // tests/support/etcd.rs passes no --grpc-keepalive-* flag: etcd's defaults, under
+    // which a client pinging more often than every 5 s is dropped as abusive.
+    let Some(etcd) = Etcd::start() else { return };
+    let mut active = member(&etcd, "quiet", 60, &[]);
+    let token = fencing_token(active.port);
+    let mut standby = member(&etcd, "quiet", 60, &["--standby"]);
+
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        assert_eq!(fencing_token(active.port), token);
+        assert!(!is_active(standby.port));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The standby first, so that the active's stop hands nothing over.
+    for gateway in [&mut standby, &mut active] {
+        gateway.signal(Signal::SIGTERM);
+        assert_eq!(gateway.wait_exit().code(), Some(0));
+    }
+    for (role, gateway) in [("active", &mut active), ("standby", &mut standby)] {
+        let stderr = gateway.stderr_now();
+        let complaints: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("WARN") || line.contains("cannot reach"))
+            .collect();
+        assert!(complaints.is_empty(), "the {role} complained: {stderr}");
+    }
+}
+
+#[test]
+fn status_json_names_the_role_of_an_active_and_a_standby() {
+    let Some(etcd) = Etcd::start() else { return };
+    let active = member(&etcd, "roles", 10, &[]);
+    let standby = member(&etcd, "roles", 10, &["--standby"]);
+    for (gateway, role) in [(&active, "active"), (&standby, "standby")] {
+        let port = gateway.port.to_string();
+        let (code, stdout, stderr) = run_cli(&["status", "--port", &port, "--json"]);
+        assert_eq!(code, 0, "{stderr}");
+        let status: Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(status["state"], "running");
+        assert_eq!(status["role"], role, "{stdout}");
+        let (_, summary, _) = run_cli(&["status", "--port", &port]);
+        assert!(
+            summary.contains(&format!("cluster key \"roles\": {role}")),
+            "{summary}"
+        );
+    }
+    let alone = Gateway::start(free_port(), &[]);
+    let (_, stdout, _) = run_cli(&["status", "--port", &alone.port.to_string(), "--json"]);
+    let status: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(status["role"], Value::Null, "not clustered: {stdout}");
+}

@@ -167,6 +167,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_clustered_gateway_is_read_with_its_role() {
+        let holder = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::new(
+            "127.0.0.1".parse().unwrap(),
+            holder.local_addr().unwrap().port(),
+        );
+        let serve = tokio::spawn(async move {
+            while let Ok((mut s, _)) = holder.accept().await {
+                let body = r#"{"ok":true,"status":"standby","service":"gateway","pid":5,"port":1,"profile":"p","version":"0.1.0","uptimeMs":1,"cluster":{"key":"k","role":"standby","fencingToken":null}}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        let report = fetch_health(endpoint).await.unwrap();
+        serve.abort();
+        let cluster = report.cluster.expect("the cluster object");
+        assert_eq!(
+            (cluster.key.as_str(), cluster.role.as_str()),
+            ("k", "standby")
+        );
+        assert_eq!(cluster.fencing_token, None);
+    }
+
+    #[tokio::test]
     async fn a_holder_answering_something_else_is_unconfirmed() {
         let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = Endpoint::new(

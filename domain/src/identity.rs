@@ -26,6 +26,20 @@ pub struct HealthReport {
     pub profile: String,
     pub version: String,
     pub uptime_ms: u64,
+    /// Only from a clustered gateway: its key, role and token, as `status` shows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterReport>,
+}
+
+/// The `cluster` object of a `/healthz` body, as read back by `status` (the owned
+/// twin of [`ClusterView`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterReport {
+    pub key: String,
+    /// `active` or `standby`.
+    pub role: String,
+    pub fencing_token: Option<u64>,
 }
 
 /// The `/healthz` body as written by the gateway itself: the same fields as
@@ -110,6 +124,7 @@ impl HealthReport {
             profile: identity.profile.clone(),
             version: identity.version.clone(),
             uptime_ms,
+            cluster: None,
         }
     }
 

@@ -38,6 +38,8 @@ struct StatusJson<'a> {
     version: Option<&'a str>,
     profile: Option<&'a str>,
     uptime_ms: Option<u64>,
+    /// `active` or `standby` for a clustered gateway, `null` otherwise.
+    role: Option<&'a str>,
 }
 
 impl PortStatus {
@@ -105,6 +107,9 @@ impl PortStatus {
             version: report.map(|r| r.version.as_str()),
             profile: report.map(|r| r.profile.as_str()),
             uptime_ms: report.map(|r| r.uptime_ms),
+            role: report
+                .and_then(|r| r.cluster.as_ref())
+                .map(|c| c.role.as_str()),
         };
         serde_json::to_string(&json).unwrap_or_default()
     }
@@ -113,13 +118,25 @@ impl PortStatus {
     pub fn summary(&self) -> String {
         let url = self.endpoint;
         match &self.state {
-            PortState::Running(r) => format!(
-                "gateway running on {url}\n  pid {}, version {}, profile \"{}\", up {}",
-                r.pid,
-                r.version,
-                r.profile,
-                human_uptime(r.uptime_ms)
-            ),
+            PortState::Running(r) => {
+                let mut text = format!(
+                    "gateway running on {url}\n  pid {}, version {}, profile \"{}\", up {}",
+                    r.pid,
+                    r.version,
+                    r.profile,
+                    human_uptime(r.uptime_ms)
+                );
+                if let Some(cluster) = &r.cluster {
+                    text.push_str(&format!(
+                        "\n  cluster key \"{}\": {}",
+                        cluster.key, cluster.role
+                    ));
+                    if let Some(token) = cluster.fencing_token {
+                        text.push_str(&format!(", fencing token {token}"));
+                    }
+                }
+                text
+            }
             PortState::Stopped => format!("no gateway running on {url}"),
             PortState::Foreign => format!(
                 "{url} is held by something that is not a gateway: {}",
@@ -199,9 +216,43 @@ mod tests {
         assert_eq!(s.exit_code(), ExitCode::Clean);
         assert_eq!(
             s.to_json(),
-            r#"{"state":"running","url":"ws://127.0.0.1:5555","pid":10,"program":"gateway","version":"0.1.0","profile":"default","uptimeMs":61000}"#
+            r#"{"state":"running","url":"ws://127.0.0.1:5555","pid":10,"program":"gateway","version":"0.1.0","profile":"default","uptimeMs":61000,"role":null}"#
         );
         assert_eq!(plan_stop(&s), StopPlan::Terminate { pid: 10 });
+    }
+
+    fn clustered(pid: u32, role: &str, fencing_token: Option<u64>) -> HealthReport {
+        HealthReport {
+            cluster: Some(crate::identity::ClusterReport {
+                key: "shared".into(),
+                role: role.into(),
+                fencing_token,
+            }),
+            ..report(pid)
+        }
+    }
+
+    #[test]
+    fn a_clustered_gateway_shows_its_role_in_json_and_summary() {
+        let standby = clustered(10, "standby", None);
+        let s = PortStatus::observe(endpoint(), Some(standby), true, owner(10, "gateway"));
+        assert!(
+            s.to_json()
+                .ends_with(r#""uptimeMs":61000,"role":"standby"}"#)
+        );
+        assert_eq!(
+            s.summary(),
+            "gateway running on ws://127.0.0.1:5555\n  pid 10, version 0.1.0, profile \"default\", up 1m 1s\n  cluster key \"shared\": standby"
+        );
+        let active = clustered(10, "active", Some(7));
+        let s = PortStatus::observe(endpoint(), Some(active), true, owner(10, "gateway"));
+        assert!(s.to_json().ends_with(r#""role":"active"}"#));
+        assert!(
+            s.summary()
+                .ends_with("\n  cluster key \"shared\": active, fencing token 7"),
+            "{}",
+            s.summary()
+        );
     }
 
     #[test]
@@ -210,7 +261,7 @@ mod tests {
         assert_eq!(s.exit_code(), ExitCode::NotRunning);
         assert_eq!(
             s.to_json(),
-            r#"{"state":"stopped","url":"ws://127.0.0.1:5555","pid":null,"program":null,"version":null,"profile":null,"uptimeMs":null}"#
+            r#"{"state":"stopped","url":"ws://127.0.0.1:5555","pid":null,"program":null,"version":null,"profile":null,"uptimeMs":null,"role":null}"#
         );
         assert_eq!(plan_stop(&s), StopPlan::NothingRunning);
     }

@@ -1,6 +1,9 @@
 //! A real etcd for the cluster tests: one member on free loopback ports with a
 //! temporary data directory, healthy before it is handed out, stopped by pid.
 //!
+//! etcd runs with its default settings, keep-alive policy included
+//! (`--grpc-keepalive-min-time` 5 s): what the gateway meets in production.
+//!
 //! Without etcd installed the tests skip with a line saying how to install it,
 //! except under `CI=true`, where a missing etcd fails the run.
 

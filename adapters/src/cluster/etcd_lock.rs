@@ -1,4 +1,4 @@
-//! The cluster lock on etcd's v3 API (`etcd-client`, gRPC).
+//! The cluster lock on etcd's v3 API, through its JSON gateway (`POST /v3/...`).
 //!
 //! The lock is one key, `/gateway/lock/KEY`, created by a transaction "if the key's
 //! create revision is 0 (absent), put it bound to my lease, else read it". This,
@@ -7,56 +7,50 @@
 //! `Lock` RPC creates `KEY/<lease>` with an empty value and blocks. A standby waits
 //! with a watch on the key for its deletion. The fencing token is the key's create
 //! revision: etcd's revision counter only grows, so a later holder's is larger.
+//!
+//! Why JSON over HTTP/1.1 and not gRPC: docs/architecture.md, "Decision: the etcd
+//! client" (no `protoc` at build time, no HTTP/2 pings for etcd to call abusive).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, LeaseKeepAliveStream, LeaseKeeper,
-    PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
-};
 use gateway_domain::cluster::{
     Acquisition, ClusterKey, ClusterLock, HeldLock, HolderRecord, LeaseId, LockFault,
 };
-use tokio::sync::Mutex;
 
-/// How long a connection attempt to one endpoint may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// HTTP/2 pings on the gRPC connection, so a dead peer is noticed between requests.
-const PING_INTERVAL: Duration = Duration::from_secs(1);
+use super::etcd_json::{
+    Compare, LeaseGrantRequest, LeaseGrantResponse, LeaseIdRequest, LeaseKeepAliveResponse,
+    LeaseRevokeResponse, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest,
+    TxnResponse, WatchCreateRequest, WatchRequest, WatchResponse,
+};
+use super::etcd_transport::{Failure, Transport};
 
 /// A client of one etcd cluster.
 pub struct EtcdClusterLock {
-    /// The gRPC client (cheap to clone: one balanced channel over the endpoints).
-    client: Client,
+    /// The endpoints and how to reach them.
+    transport: Transport,
     /// The endpoints as configured, for error messages.
     url: String,
-    /// The open keep-alive stream of the held lease: one round trip per call, and
-    /// reopened after any failure so a late answer is never taken for a new one.
-    keeper: Mutex<Option<(LeaseKeeper, LeaseKeepAliveStream)>>,
 }
 
 impl EtcdClusterLock {
     /// A client for `endpoints` (`http://host:port`). Connects lazily: an
-    /// unreachable cluster shows up at the first request, not here.
+    /// unreachable cluster shows up at the first request, not here; a malformed
+    /// endpoint does.
     pub async fn connect(endpoints: &[String]) -> Result<Self, LockFault> {
         let url = endpoints.join(",");
-        let options = ConnectOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_keep_alive(PING_INTERVAL, CONNECT_TIMEOUT)
-            .with_keep_alive_while_idle(true);
-        let client = Client::connect(endpoints, Some(options))
-            .await
-            .map_err(|error| unreachable(&url, &error))?;
-        Ok(Self {
-            client,
-            url,
-            keeper: Mutex::new(None),
-        })
+        let transport = Transport::new(endpoints).map_err(|reason| LockFault::Unreachable {
+            url: url.clone(),
+            reason,
+        })?;
+        Ok(Self { transport, url })
     }
 
-    fn fault(&self, error: &etcd_client::Error) -> LockFault {
-        unreachable(&self.url, error)
+    fn fault(&self, failure: &Failure) -> LockFault {
+        LockFault::Unreachable {
+            url: self.url.clone(),
+            reason: failure.reason(),
+        }
     }
 
     fn timed_out(&self, patience: Duration) -> LockFault {
@@ -70,19 +64,66 @@ impl EtcdClusterLock {
     async fn within<T>(
         &self,
         patience: Duration,
-        request: impl Future<Output = Result<T, etcd_client::Error>>,
+        request: impl Future<Output = Result<T, Failure>>,
     ) -> Result<T, LockFault> {
         match tokio::time::timeout(patience, request).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.fault(&error)),
+            Ok(Err(failure)) => Err(self.fault(&failure)),
             Err(_elapsed) => Err(self.timed_out(patience)),
         }
     }
 
+    /// `lease/revoke`; a lease etcd no longer has counts as revoked.
+    async fn revoke(&self, lease: i64) -> Result<(), Failure> {
+        let revoked = self
+            .transport
+            .call::<_, LeaseRevokeResponse>("/v3/lease/revoke", &LeaseIdRequest { id: lease })
+            .await;
+        match revoked {
+            Ok(_) => Ok(()),
+            Err(Failure::Etcd(error))
+                if error.code == GRPC_NOT_FOUND || error.text().contains(LEASE_NOT_FOUND) =>
+            {
+                Ok(())
+            }
+            Err(failure) => Err(failure),
+        }
+    }
+
     async fn revoke_quietly(&self, lease: i64, patience: Duration) {
-        let mut client = self.client.clone();
-        if let Err(error) = self.within(patience, client.lease_revoke(lease)).await {
+        if let Err(error) = self.within(patience, self.revoke(lease)).await {
             tracing::debug!(%error, lease, "could not revoke an unused lease; it will expire");
+        }
+    }
+
+    /// Reads a watch on `key` from `start_revision` until the key is deleted or etcd
+    /// cancels the watch.
+    async fn watch_for_delete(&self, key: &str, start_revision: i64) -> Result<(), Failure> {
+        let request = WatchRequest {
+            create_request: WatchCreateRequest {
+                key: key.as_bytes().to_vec(),
+                start_revision,
+            },
+        };
+        let mut stream = self.transport.post("/v3/watch", &request).await?;
+        while let Some(answer) = stream.next_line::<WatchResponse>().await? {
+            // A cancelled watch (compaction) also sends the caller back to try.
+            if answer.canceled || answer.events.iter().any(|event| event.is_delete()) {
+                return Ok(());
+            }
+        }
+        Err(Failure::Transport("the watch ended".to_owned()))
+    }
+
+    /// One `lease/keepalive`: its answer is a stream of one message.
+    async fn keep_alive_once(&self, lease: i64) -> Result<bool, Failure> {
+        let mut stream = self
+            .transport
+            .post("/v3/lease/keepalive", &LeaseIdRequest { id: lease })
+            .await?;
+        match stream.next_line::<LeaseKeepAliveResponse>().await? {
+            Some(answer) => Ok(answer.ttl > 0),
+            None => Err(Failure::Transport("keep-alive got no answer".to_owned())),
         }
     }
 }
@@ -96,44 +137,61 @@ impl ClusterLock for EtcdClusterLock {
         holder: &HolderRecord,
     ) -> Result<Acquisition, LockFault> {
         let patience = ttl / 2;
-        let path = key.lock_path();
+        let path = key.lock_path().into_bytes();
         let value = serde_json::to_vec(holder).unwrap_or_default();
         let ttl_secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-        let mut client = self.client.clone();
-        let lease = self
-            .within(patience, client.lease_grant(ttl_secs, None))
-            .await?
-            .id();
-        let txn = Txn::new()
-            .when([Compare::create_revision(path.as_str(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(
-                path.as_str(),
+        let grant_request = LeaseGrantRequest { ttl: ttl_secs };
+        let grant = self
+            .transport
+            .call::<_, LeaseGrantResponse>("/v3/lease/grant", &grant_request);
+        let granted = self.within(patience, grant).await?;
+        if !granted.error.is_empty() || granted.id == 0 {
+            return Err(self.fault(&Failure::Transport(format!(
+                "no lease granted: {}",
+                granted.error
+            ))));
+        }
+        let lease = granted.id;
+        let txn = TxnRequest {
+            compare: vec![Compare {
+                key: path.clone(),
+                target: "CREATE",
+                result: "EQUAL",
+                create_revision: 0,
+            }],
+            success: vec![RequestOp::Put(PutRequest {
+                key: path.clone(),
                 value,
-                Some(PutOptions::new().with_lease(lease)),
-            )])
-            .or_else([TxnOp::get(path.as_str(), None)]);
-        let answer = match self.within(patience, client.txn(txn)).await {
+                lease,
+            })],
+            failure: vec![RequestOp::Range(RangeRequest { key: path })],
+        };
+        let txn = self.transport.call::<_, TxnResponse>("/v3/kv/txn", &txn);
+        let answer = match self.within(patience, txn).await {
             Ok(answer) => answer,
             Err(fault) => {
                 self.revoke_quietly(lease, patience).await;
                 return Err(fault);
             }
         };
-        let revision = answer.header().map_or(0, |h| h.revision());
-        if answer.succeeded() {
+        let revision = answer.header.revision;
+        if answer.succeeded {
             return Ok(Acquisition::Acquired(HeldLock {
                 lease: LeaseId(lease),
                 fencing_token: u64::try_from(revision).unwrap_or(0),
             }));
         }
         self.revoke_quietly(lease, patience).await;
-        let holder = answer.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(get) => get
-                .kvs()
-                .first()
-                .and_then(|kv| serde_json::from_slice(kv.value()).ok()),
-            _ => None,
-        });
+        let holder = answer
+            .responses
+            .into_iter()
+            .filter_map(|op| op.response_range)
+            .find_map(|range| {
+                range
+                    .kvs
+                    .first()
+                    .and_then(|kv| serde_json::from_slice(&kv.value).ok())
+            });
         Ok(Acquisition::HeldElsewhere { holder, revision })
     }
 
@@ -143,57 +201,16 @@ impl ClusterLock for EtcdClusterLock {
         revision: i64,
         patience: Duration,
     ) -> Result<(), LockFault> {
-        let mut client = self.client.clone();
-        let options = WatchOptions::new().with_start_revision(revision + 1);
-        let watch = async {
-            let mut stream = client.watch(key.lock_path(), Some(options)).await?;
-            while let Some(answer) = stream.message().await? {
-                let deleted = answer
-                    .events()
-                    .iter()
-                    .any(|event| event.event_type() == EventType::Delete);
-                // A cancelled watch (compaction) also sends the caller back to try.
-                if deleted || answer.canceled() {
-                    break;
-                }
-            }
-            Ok::<(), etcd_client::Error>(())
-        };
+        let path = key.lock_path();
+        let watch = self.watch_for_delete(&path, revision + 1);
         match tokio::time::timeout(patience, watch).await {
             Ok(Ok(())) | Err(_) => Ok(()),
-            Ok(Err(error)) => Err(self.fault(&error)),
+            Ok(Err(failure)) => Err(self.fault(&failure)),
         }
     }
 
     async fn keep_alive(&self, lease: LeaseId, patience: Duration) -> Result<bool, LockFault> {
-        let mut slot = self.keeper.lock().await;
-        let round_trip = async {
-            if slot.is_none() {
-                *slot = Some(self.client.clone().lease_keep_alive(lease.0).await?);
-            }
-            let Some((keeper, stream)) = slot.as_mut() else {
-                unreachable!("just filled")
-            };
-            keeper.keep_alive().await?;
-            match stream.message().await? {
-                Some(answer) => Ok(answer.ttl() > 0),
-                None => Err(etcd_client::Error::LeaseKeepAliveError(
-                    "keep-alive stream closed".to_owned(),
-                )),
-            }
-        };
-        let outcome = tokio::time::timeout(patience, round_trip).await;
-        match outcome {
-            Ok(Ok(alive)) => Ok(alive),
-            Ok(Err(error)) => {
-                *slot = None;
-                Err(self.fault(&error))
-            }
-            Err(_elapsed) => {
-                *slot = None;
-                Err(self.timed_out(patience))
-            }
-        }
+        self.within(patience, self.keep_alive_once(lease.0)).await
     }
 
     async fn confirm(
@@ -202,56 +219,28 @@ impl ClusterLock for EtcdClusterLock {
         held: HeldLock,
         patience: Duration,
     ) -> Result<bool, LockFault> {
-        let mut client = self.client.clone();
+        let range = RangeRequest {
+            key: key.lock_path().into_bytes(),
+        };
         let answer = self
-            .within(patience, client.get(key.lock_path(), None))
+            .within(
+                patience,
+                self.transport
+                    .call::<_, RangeResponse>("/v3/kv/range", &range),
+            )
             .await?;
-        Ok(answer.kvs().first().is_some_and(|kv| {
-            kv.lease() == held.lease.0
-                && u64::try_from(kv.create_revision()).ok() == Some(held.fencing_token)
+        Ok(answer.kvs.first().is_some_and(|kv| {
+            kv.lease == held.lease.0
+                && u64::try_from(kv.create_revision).ok() == Some(held.fencing_token)
         }))
     }
 
     async fn release(&self, held: HeldLock, patience: Duration) -> Result<(), LockFault> {
-        *self.keeper.lock().await = None;
-        let mut client = self.client.clone();
-        match tokio::time::timeout(patience, client.lease_revoke(held.lease.0)).await {
-            Ok(Ok(_)) => Ok(()),
-            // Already expired or revoked: the key is gone, which is what was asked.
-            Ok(Err(etcd_client::Error::GRpcStatus(status)))
-                if status.message().contains(LEASE_NOT_FOUND) =>
-            {
-                Ok(())
-            }
-            Ok(Err(error)) => Err(self.fault(&error)),
-            Err(_elapsed) => Err(self.timed_out(patience)),
-        }
+        // Already expired or revoked: the key is gone, which is what was asked.
+        self.within(patience, self.revoke(held.lease.0)).await
     }
 }
 
-/// etcd's answer (`NOT_FOUND`) for a lease it no longer has.
+/// etcd's answer for a lease it no longer has (gRPC `NOT_FOUND`).
 const LEASE_NOT_FOUND: &str = "requested lease not found";
-
-/// An etcd error as the contract's "cannot reach" fault: the error and its causes,
-/// so "connection refused" shows rather than only "transport error".
-fn unreachable(url: &str, error: &etcd_client::Error) -> LockFault {
-    let (mut reason, mut source) = match error {
-        etcd_client::Error::GRpcStatus(status) => (
-            status.message().to_owned(),
-            std::error::Error::source(status),
-        ),
-        other => (other.to_string(), std::error::Error::source(other)),
-    };
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !reason.contains(&text) {
-            reason.push_str(": ");
-            reason.push_str(&text);
-        }
-        source = cause.source();
-    }
-    LockFault::Unreachable {
-        url: url.to_owned(),
-        reason,
-    }
-}
+const GRPC_NOT_FOUND: i32 = 5;

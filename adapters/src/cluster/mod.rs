@@ -2,7 +2,9 @@
 //! clocks a lease is judged by, and the gate through which the server learns its role.
 
 mod boot_clock;
+mod etcd_json;
 mod etcd_lock;
+mod etcd_transport;
 mod gate;
 mod hostname;
 
