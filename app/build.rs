@@ -1,6 +1,6 @@
 //! Build script: gives `gateway --version` the commit it was built from, when git can
 //! say. A build from a source tarball, without git, or with git failing prints the
-//! version alone: building needs nothing but cargo (contract section 9).
+//! version alone: building needs nothing but cargo (docs/reference.md#building).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,4 +1,4 @@
-//! One active gateway across hosts (contract section 7), on a real etcd. Two "hosts"
+//! One active gateway across hosts (docs/reference.md#cluster), on a real etcd. Two "hosts"
 //! are two gateways on two ports with two state directories and the same key.
 //! Failover times are printed (`--nocapture`) for docs/cluster.md.
 
@@ -229,7 +229,7 @@ async fn a_frozen_holder_wakes_as_a_non_active_and_its_clients_hear_lock_lost() 
 }
 
 #[test]
-fn etcd_unreachable_at_start_exits_75_with_the_contract_line() {
+fn etcd_unreachable_at_start_exits_75_with_the_documented_line() {
     let unused = free_port();
     let url = format!("http://127.0.0.1:{unused}");
     let port = free_port();

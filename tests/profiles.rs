@@ -100,7 +100,7 @@ fn start_in(dir: &Path, port: u16) -> (i32, String) {
     run_to_exit(port, &["--state-dir", dir])
 }
 
-/// The contract's refusal line for the default profile in `dir`.
+/// The refusal line (docs/reference.md#profiles) for the default profile in `dir`.
 fn cannot_lock(dir: &Path, what_is_wrong: &str) -> String {
     format!(
         "GatewayLockError: cannot lock profile \"default\" at {}: {what_is_wrong}",

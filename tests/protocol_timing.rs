@@ -1,6 +1,6 @@
 //! The protocol's clocks (handshake timeout, tick interval, message timeout, the
 //! buffer budget's stall) on a server run in this process on `127.0.0.1:0`, with
-//! its timings shortened: the behaviour is the same as with the contract's 10 s and
+//! its timings shortened: the behaviour is the same as with docs/reference.md#websocket's 10 s and
 //! 30 s, checked in milliseconds. Locks, signals and exit codes keep their
 //! cross-process tests; nothing here needs a process of its own.
 
@@ -76,7 +76,7 @@ fn timings(tick_interval: Duration, handshake_timeout: Duration) -> ProtocolTimi
 }
 
 #[test]
-fn the_daemon_s_timings_are_the_contract_s() {
+fn the_daemon_s_timings_are_the_documented_ones() {
     assert_eq!(
         ProtocolTimings::default(),
         timings(Duration::from_secs(30), Duration::from_secs(10))

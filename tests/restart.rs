@@ -1,4 +1,4 @@
-//! Restarting without letting go (contract section 6), on the real binary: the
+//! Restarting without letting go (docs/reference.md#restart), on the real binary: the
 //! handoff under load, its goodbye to WebSocket clients, an upgrade on disk, every
 //! way a successor can fail, concurrent requests, a predecessor killed mid-way, the
 //! lock file and `status` afterwards, systemd's notifications and socket activation.

@@ -24,7 +24,7 @@ pub struct HttpHolderProbe {
 }
 
 impl Default for HttpHolderProbe {
-    /// The start-up probe, within the contract's 150 ms.
+    /// The start-up probe, within 150 ms (docs/reference.md#refusals).
     fn default() -> Self {
         Self {
             budget: HOLDER_PROBE_BUDGET,

@@ -9,6 +9,7 @@ pub mod port_owner;
 pub mod process_signal;
 pub mod profile_lock;
 pub mod server;
+pub mod signals;
 pub mod systemd_notifier;
 pub mod tcp_binder;
 pub mod unix_time;

@@ -178,7 +178,7 @@ fn open_state_dir(dir: &Path) -> Result<File, StateDirProblem> {
         })
 }
 
-/// The contract's rule for an existing state directory, checked on the directory
+/// The rule for an existing state directory (docs/reference.md#profiles), checked on the directory
 /// actually opened: owned by the effective user, not writable by group or others.
 fn check_private(state_dir: &File) -> Result<(), StateDirProblem> {
     let metadata = state_dir.metadata().map_err(StateDirProblem::Io)?;

@@ -1,4 +1,4 @@
-//! The command line, as the contract spells it. Every parse failure is a usage error:
+//! The command line, as docs/reference.md#starting spells it. Every parse failure is a usage error:
 //! clap prints it on stderr and exits 2 before anything is bound. The same definition
 //! renders `--help`, the shell completions and the man pages.
 

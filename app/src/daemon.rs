@@ -1,5 +1,5 @@
 //! The gateway's life: take the lock (bind, or adopt what a handoff or systemd
-//! passed), lock the profile, serve, then either stop in the contract's order or hand
+//! passed), lock the profile, serve, then either stop in order (docs/reference.md#stopping) or hand
 //! everything to a successor. Only wiring: every decision is in `gateway-domain`.
 
 use std::ffi::OsString;
@@ -7,32 +7,32 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use gateway_adapters::handoff::{
-    ControlSocket, ExecLauncher, HeldDescriptors, Inheritance, Predecessor, RestartRequest,
-    take_handoff, take_socket_activation,
+    ControlSocket, ExecLauncher, HeldDescriptors, Inheritance, Predecessor, take_handoff,
+    take_socket_activation,
 };
+use gateway_adapters::signals::{RestartSignal, RestartTriggers, StopSignals};
 use gateway_adapters::unix_time::unix_ms;
 use gateway_adapters::{
     FileProfileLocker, GatewayServer, HttpHolderProbe, ProcPortOwners, ProfileLockGuard,
     ProtocolTimings, RestartHistory, ServerSettings, SystemdNotifier, TcpBinder, fd_limit,
 };
+use gateway_core::{Serving, Supervisor, finish};
 use gateway_domain::config::check_exposure;
-use gateway_domain::handoff::{
-    HANDOFF_ENV, HandoffOutcome, InheritedLease, RestartAnswer, RestartGate, SUCCESSOR_DEADLINE,
-    SuccessorWord, hand_over,
-};
+use gateway_domain::handoff::{HANDOFF_ENV, InheritedLease, SUCCESSOR_DEADLINE, SuccessorWord};
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
+use gateway_domain::ports::StopTrigger;
 use gateway_domain::profile::{LockRecord, ProfileName};
-use gateway_domain::protocol::{self, goodbye};
+use gateway_domain::protocol;
 use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, GatewayLockError, ServiceNotifier};
 use tokio::net::TcpListener;
 
 use crate::cli::RunArgs;
-use crate::cluster::Cluster;
+use crate::cluster::{self, Cluster};
 use crate::force;
-use crate::shutdown::{ShutdownSequence, StopOutcome};
-use crate::signals::{RestartSignal, StopSignals};
 use crate::start::{take_port_lock, take_profile_lock};
 
 /// Where this process was started from, for starting its successor.
@@ -124,7 +124,7 @@ pub async fn run(
     early: Option<EarlyPort>,
 ) -> ExitCode {
     // Caught first: SIGHUP's default action would end the process.
-    let (mut stop_signals, mut restart_signal) =
+    let (mut stop_signals, restart_signal) =
         match (StopSignals::install(), RestartSignal::install()) {
             (Ok(stop), Ok(restart)) => (stop, restart),
             (Err(error), _) | (_, Err(error)) => {
@@ -132,6 +132,24 @@ pub async fn run(
                 return ExitCode::RuntimeFailure;
             }
         };
+    run_with(
+        (args, started, executable),
+        early,
+        &mut stop_signals,
+        Some(restart_signal),
+    )
+    .await
+}
+
+/// The daemon's life with the stop and restart triggers given: the signals for the
+/// binary, channels for in-process tests. `launch.profile` and `launch.state_dir`
+/// are resolved here from the arguments.
+pub async fn run_with(
+    (args, started, executable): (RunArgs, Instant, Executable),
+    early: Option<EarlyPort>,
+    stops: &mut dyn StopTrigger,
+    restart_signal: Option<RestartSignal>,
+) -> ExitCode {
     let profile = args.target.profile();
     let state_dir = match check_start(&args) {
         Ok(state_dir) => state_dir,
@@ -141,17 +159,10 @@ pub async fn run(
         Ok(holdings) => holdings,
         Err(code) => return code,
     };
-    // Section 7: after the port and the profile, the cluster lock (when asked for).
-    // A refusal drops the holdings: port and profile are released before exiting.
-    let cluster = match Cluster::join(
-        &args,
-        &profile,
-        holdings.listeners[0].0,
-        std::process::id(),
-        holdings.inherited_lease,
-    )
-    .await
-    {
+    // After the port and the profile, the cluster lock (when asked for). A refusal
+    // drops the holdings: port and profile are released before exiting.
+    let endpoint = holdings.listeners[0].0;
+    let cluster = match cluster::join(&args, &profile, endpoint, holdings.inherited_lease).await {
         Ok(cluster) => cluster,
         Err(code) => return code,
     };
@@ -162,13 +173,7 @@ pub async fn run(
         started,
         executable,
     };
-    serve(
-        launch,
-        holdings,
-        cluster,
-        (&mut stop_signals, &mut restart_signal),
-    )
-    .await
+    serve(launch, holdings, cluster, (stops, restart_signal)).await
 }
 
 /// How this process was started: what serving needs besides what it holds.
@@ -309,22 +314,14 @@ fn to_tokio(
         })
 }
 
-/// What ended serving.
-enum Ending {
-    /// A stop signal: the contract's stop.
-    Stop(&'static str),
-    /// A successor serves: let go.
-    HandedOver,
-    /// The cluster lock was lost (without `--standby`): stop, exit 75.
-    ClusterLockLost,
-}
-
-/// Serves until a stop signal or a completed handoff, then ends accordingly.
+/// Serves until a stop signal, a lost cluster lock or a completed handoff, then ends
+/// accordingly. The life itself is `gateway_core`'s [`Supervisor`]; this builds the
+/// real parts it runs on, and lets go of them in the order the port needs.
 async fn serve(
     launch: Launch,
     holdings: Holdings,
     cluster: Cluster,
-    (stop_signals, restart_signal): (&mut StopSignals, &mut RestartSignal),
+    (stops, restart_signal): (&mut dyn StopTrigger, Option<RestartSignal>),
 ) -> ExitCode {
     let Launch {
         args,
@@ -350,41 +347,91 @@ async fn serve(
             return ExitCode::RuntimeFailure;
         }
     };
-    let mut launcher =
-        ExecLauncher::new(executable.program, executable.args, held).after_handoffs(handoffs);
-    if let Some(lease) = cluster.lease_source() {
-        launcher = launcher.with_lease(lease);
-    }
-    let pid = std::process::id();
-    let server = GatewayServer::serve(
-        listeners,
-        ServerSettings {
-            identity: GatewayIdentity {
-                pid,
-                port: endpoint.port(),
-                profile: profile.to_string(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-            },
-            token: args.token.clone().filter(|t| !t.is_empty()),
-            started,
-            allowed_origins: args.allow_origins.clone(),
-            loopback_hosts_only: endpoint.is_loopback(),
-            max_connections: args.max_connections as usize,
-            cluster: cluster.gate(),
-            timings: ProtocolTimings::default(),
-            restarts: RestartHistory {
-                handed_over: handoffs,
-                takeover: predecessor.as_ref().map(|_| started.elapsed()),
-            },
-            max_buffered_bytes: (args.max_buffered_mb as usize).saturating_mul(1024 * 1024),
-            message_timeout: Duration::from_millis(protocol::MESSAGE_TIMEOUT_MS),
-        },
+    let lender = Arc::clone(&cluster.membership);
+    let launcher = ExecLauncher::new(executable.program, executable.args, held)
+        .after_handoffs(handoffs)
+        .with_lease(Box::new(move || lender.lend()));
+    let takeover = predecessor.as_ref().map(|_| started.elapsed());
+    let settings = server_settings(
+        &args, &profile, endpoint, started, &cluster, handoffs, takeover,
     );
+    let server = GatewayServer::serve(listeners, settings);
     let notifier = SystemdNotifier;
-    match predecessor.as_mut() {
+    announce(endpoint, predecessor.as_mut(), &notifier);
+    tracing::info!(profile = %profile, state_dir = %state_dir.display(), "profile locked");
+
+    let mut restarts = RestartTriggers {
+        signal: restart_signal,
+        control,
+    };
+    let predecessor_alive = || predecessor.as_ref().is_some_and(Predecessor::still_running);
+    let serving = Serving {
+        gateway: &server,
+        notifier: &notifier,
+        membership: &*cluster.membership,
+    };
+    let supervisor = Supervisor {
+        serving,
+        launcher: &launcher,
+        successor_deadline: SUCCESSOR_DEADLINE,
+        predecessor_alive: &predecessor_alive,
+    };
+    let ending = supervisor.serve(stops, &mut restarts).await;
+    // This process's copies of the listeners (and the control socket) go before the
+    // listeners themselves, so that releasing them frees the port (or leaves it to
+    // the successor alone).
+    drop(launcher);
+    drop(restarts);
+    let shutdown_timeout = Duration::from_secs(args.shutdown_timeout);
+    let code = finish(serving, shutdown_timeout, ending, stops).await;
+    // The profile lock goes last, once the port is free (after a handoff, the
+    // successor's descriptor keeps it held).
+    drop(profile_lock);
+    code
+}
+
+/// The server's settings from the command line and what this process holds.
+fn server_settings(
+    args: &RunArgs,
+    profile: &ProfileName,
+    endpoint: Endpoint,
+    started: Instant,
+    cluster: &Cluster,
+    handoffs: u64,
+    takeover: Option<Duration>,
+) -> ServerSettings {
+    ServerSettings {
+        identity: GatewayIdentity {
+            pid: std::process::id(),
+            port: endpoint.port(),
+            profile: profile.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        token: args.token.clone().filter(|t| !t.is_empty()),
+        started,
+        allowed_origins: args.allow_origins.clone(),
+        loopback_hosts_only: endpoint.is_loopback(),
+        max_connections: args.max_connections as usize,
+        cluster: cluster.gate.clone(),
+        timings: ProtocolTimings::default(),
+        restarts: RestartHistory {
+            handed_over: handoffs,
+            takeover,
+        },
+        max_buffered_bytes: (args.max_buffered_mb as usize).saturating_mul(1024 * 1024),
+        message_timeout: Duration::from_millis(protocol::MESSAGE_TIMEOUT_MS),
+    }
+}
+
+/// Says that this process serves: the listening line, then `READY=1`, or (after a
+/// handoff) the word to the predecessor, which tells the service manager.
+fn announce(endpoint: Endpoint, predecessor: Option<&mut Predecessor>, notifier: &SystemdNotifier) {
+    let pid = std::process::id();
+    let version = env!("CARGO_PKG_VERSION");
+    match predecessor {
         Some(predecessor) => {
             tracing::info!(
-                version = %env!("CARGO_PKG_VERSION"),
+                version = %version,
                 url = %endpoint,
                 pid,
                 taken_over_from = predecessor.pid(),
@@ -396,7 +443,7 @@ async fn serve(
         }
         None => {
             tracing::info!(
-                version = %env!("CARGO_PKG_VERSION"),
+                version = %version,
                 url = %endpoint,
                 pid,
                 "gateway listening on {endpoint} (pid {pid})"
@@ -404,154 +451,6 @@ async fn serve(
             notifier.ready();
         }
     }
-    tracing::info!(profile = %profile, state_dir = %state_dir.display(), "profile locked");
-
-    let mut gate = RestartGate::default();
-    // The handoff in progress, and who asked for it.
-    let mut handoff = None;
-    let mut asker: Option<RestartRequest> = None;
-    // Keeps the cluster lock in a task of its own from its first poll: created once.
-    let cluster_lost = cluster.until_lost();
-    tokio::pin!(cluster_lost);
-    // Set once the cluster lock is lost while a handoff is under way: the handoff's
-    // outcome decides (a successor that serves has the lease; otherwise stop, 75).
-    let mut lock_lost_during_handoff = false;
-    let ending = loop {
-        let next_request = async {
-            match &control {
-                Some(control) => control.next_request().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            signal = stop_signals.next() => break Ending::Stop(signal),
-            () = &mut cluster_lost, if !lock_lost_during_handoff => {
-                if handoff.is_none() {
-                    tracing::error!("cluster lock lost; stopping");
-                    break Ending::ClusterLockLost;
-                }
-                tracing::warn!("cluster lock lost during a restart; waiting for the new process's word");
-                lock_lost_during_handoff = true;
-            }
-            () = restart_signal.next() => {
-                if let Err(refusal) = begin(&mut gate, predecessor.as_ref(), &notifier, "SIGHUP") {
-                    tracing::warn!("SIGHUP ignored: {refusal}");
-                } else {
-                    handoff = Some(Box::pin(hand_over(&launcher, SUCCESSOR_DEADLINE)));
-                }
-            }
-            request = next_request => {
-                match begin(&mut gate, predecessor.as_ref(), &notifier, "gateway restart") {
-                    Err(refusal) => {
-                        tracing::warn!("restart request refused: {refusal}");
-                        request.answer(&RestartAnswer::Busy { message: refusal.to_owned() }).await;
-                    }
-                    Ok(()) => {
-                        asker = Some(request);
-                        handoff = Some(Box::pin(hand_over(&launcher, SUCCESSOR_DEADLINE)));
-                    }
-                }
-            }
-            outcome = async { handoff.as_mut().expect("guarded").await }, if handoff.is_some() => {
-                handoff = None;
-                match outcome {
-                    HandoffOutcome::HandedOver { new_pid } => {
-                        cluster.handoff_settled(true);
-                        tracing::info!("handed over to pid {new_pid}; letting go");
-                        notifier.handed_over(new_pid);
-                        if let Some(asker) = asker.take() {
-                            asker.answer(&RestartAnswer::Restarted { old_pid: pid, new_pid }).await;
-                        }
-                        break Ending::HandedOver;
-                    }
-                    HandoffOutcome::Failed(failure) => {
-                        cluster.handoff_settled(false);
-                        if lock_lost_during_handoff {
-                            tracing::error!("{failure}; and the cluster lock was lost: stopping");
-                            if let Some(asker) = asker.take() {
-                                asker.answer(&RestartAnswer::Failed {
-                                    reason: failure.reason,
-                                    output: failure.output,
-                                }).await;
-                            }
-                            break Ending::ClusterLockLost;
-                        }
-                        tracing::error!("{failure}; still serving as pid {pid}");
-                        server.restart_failed();
-                        notifier.ready();
-                        gate.end();
-                        if let Some(asker) = asker.take() {
-                            asker.answer(&RestartAnswer::Failed {
-                                reason: failure.reason,
-                                output: failure.output,
-                            }).await;
-                        }
-                    }
-                }
-            }
-        }
-    };
-    // A successor abandoned mid-way (a stop signal during a handoff) is killed here,
-    // before it said it serves (a handoff that completed is not pending): the lease it
-    // was lent is this process's again, for the stop to revoke.
-    let abandoned = handoff.is_some();
-    drop(handoff);
-    if abandoned {
-        cluster.handoff_settled(false);
-    }
-    // This process's copies of the listeners go before the listeners themselves, so
-    // that releasing them frees the port (or leaves it to the successor alone).
-    drop(launcher);
-    drop(control);
-    let sequence = ShutdownSequence {
-        deadline: Duration::from_secs(args.shutdown_timeout),
-    };
-    let lock_lost = matches!(ending, Ending::ClusterLockLost);
-    // The stop revokes the cluster lease once the WebSocket clients are gone.
-    let fenced = cluster.fenced(&server);
-    let finishing = async {
-        match ending {
-            Ending::Stop(signal) => {
-                tracing::info!("{signal} received; stopping (send it again to exit at once)");
-                sequence.run(&fenced, &notifier, goodbye::STOPPING).await
-            }
-            Ending::ClusterLockLost => {
-                sequence
-                    .run(&fenced, &notifier, goodbye::CLUSTER_LOCK_LOST)
-                    .await
-            }
-            Ending::HandedOver => sequence.hand_over(&server).await,
-        }
-    };
-    let code = tokio::select! {
-        outcome = finishing => match outcome {
-            // A lost cluster lock is temporary: a supervisor may restart (75).
-            StopOutcome::Clean if lock_lost => ExitCode::PortHeld,
-            StopOutcome::Clean => ExitCode::Clean,
-            StopOutcome::TimedOut => ExitCode::RuntimeFailure,
-        },
-        second = stop_signals.next() => {
-            tracing::warn!("{second} received during the stop; exiting now");
-            ExitCode::RuntimeFailure
-        }
-    };
-    // The profile lock goes last, once the port is free (after a handoff, the
-    // successor's descriptor keeps it held).
-    drop(profile_lock);
-    code
-}
-
-/// Takes the one restart slot, or says why not; announces the reload.
-fn begin(
-    gate: &mut RestartGate,
-    predecessor: Option<&Predecessor>,
-    notifier: &dyn ServiceNotifier,
-    trigger: &str,
-) -> Result<(), &'static str> {
-    gate.try_begin(predecessor.is_some_and(Predecessor::still_running))?;
-    tracing::info!("{trigger}: restarting by handoff");
-    notifier.reloading();
-    Ok(())
 }
 
 /// Copies of everything a successor inherits.

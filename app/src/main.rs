@@ -1,5 +1,5 @@
 //! `gateway`: parse the command line, run the daemon or an operation, exit with the
-//! contract's code.
+//! code of docs/reference.md#exit-codes.
 
 mod cli;
 mod cluster;
@@ -12,8 +12,6 @@ mod logging;
 #[cfg(test)]
 mod man_page;
 mod restart;
-mod shutdown;
-mod signals;
 mod start;
 mod status;
 mod stop;

@@ -380,7 +380,7 @@ fn restart_load_section(out: &mut String, ours: &Figures, theirs: &Figures, load
     let _ = writeln!(out, "## Restarts under load\n");
     let _ = writeln!(
         out,
-        "The gateway restarts by `SIGHUP` (the handoff of section 6 of the contract); the reference \
+        "The gateway restarts by `SIGHUP` (the handoff of docs/reference.md#restart); the reference \
          by SIGTERM, waiting for its exit, and starting it again, the only restart it has. {} times \
          each, {} ms of load apart, while {} clients loop, each alternating connect + `GET /healthz` \
          and connect + WebSocket upgrade + `connect` + `health` + close: *paced* (each client starts \

@@ -112,7 +112,7 @@ mod tests {
         }
 
         #[test]
-        fn already_listening_message_is_the_contract_text(endpoint in any_endpoint()) {
+        fn already_listening_message_is_the_documented_text(endpoint in any_endpoint()) {
             let classified = classify_bind_error(
                 endpoint,
                 io::Error::from_raw_os_error(libc::EADDRINUSE),

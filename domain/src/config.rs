@@ -1,4 +1,4 @@
-//! Resolving the start configuration from flags and environment, with the contract's
+//! Resolving the start configuration from flags and environment (docs/reference.md#starting): its
 //! precedence, and the refusals that come before any bind.
 
 use std::net::IpAddr;

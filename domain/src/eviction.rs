@@ -7,7 +7,7 @@ use crate::endpoint::Endpoint;
 use crate::port_owner::{PortOwnerLookup, PortOwners};
 use crate::process_control::{ProcessControl, StopSignal};
 
-/// How long a holder has to go after SIGTERM before SIGKILL (the contract's 2 s).
+/// How long a holder has to go after SIGTERM before SIGKILL (2 s, docs/reference.md#operations).
 pub const TERM_GRACE: Duration = Duration::from_secs(2);
 /// How long the port may take to come free after SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);

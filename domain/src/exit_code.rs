@@ -1,6 +1,6 @@
-//! The process exit codes of the contract, by meaning.
+//! The process exit codes (docs/reference.md#exit-codes), by meaning.
 
-/// How the `gateway` process ends. The numbers are part of the contract: scripts and
+/// How the `gateway` process ends. The numbers are public: scripts and
 /// supervisors (`RestartPreventExitStatus=78`) read them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {

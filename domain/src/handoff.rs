@@ -1,4 +1,4 @@
-//! Restarting without letting go (contract section 6): the decisions of a handoff.
+//! Restarting without letting go (docs/reference.md#restart): the decisions of a handoff.
 //! When one may begin, when the old process gives up on its successor, who serves
 //! afterwards, and the words the two processes (and `gateway restart`) exchange.
 //! How descriptors cross `exec` is the adapters' business.

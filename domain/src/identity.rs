@@ -14,7 +14,7 @@ pub struct GatewayIdentity {
 }
 
 /// The `/healthz` body (and the `health` method's payload). Field order is the
-/// contract's.
+/// reference's (docs/reference.md#http).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthReport {
@@ -170,7 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn healthz_body_has_the_contract_shape_and_order() {
+    fn healthz_body_has_the_documented_shape_and_order() {
         let identity = GatewayIdentity::fixture(42, 5000);
         let body = serde_json::to_string(&HealthReport::live(&identity, 7)).unwrap();
         assert_eq!(

@@ -1,5 +1,5 @@
 //! The errors a start can end in before the gateway serves. Their `Display` texts are
-//! the contract's exact strings; `headline` adds the type name users see on stderr.
+//! docs/reference.md#refusals verbatim; `headline` adds the type name users see on stderr.
 
 use std::io;
 

@@ -38,7 +38,7 @@ impl Refusal {
         }
     }
 
-    /// Every line for stderr: the contract's first line, then indented hints.
+    /// Every line for stderr: the first line of docs/reference.md#refusals, then indented hints.
     pub fn report_lines(&self) -> Vec<String> {
         let mut lines = vec![self.error.headline()];
         if let GatewayLockError::AlreadyListening { endpoint } = &self.error {

@@ -9,7 +9,7 @@ use crate::identity::HealthReport;
 use crate::port_owner::PortOwners;
 use crate::uptime::human_uptime;
 
-/// The three states of the contract.
+/// The three states of docs/reference.md#operations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortState {
     /// A gateway answered `/healthz`.

@@ -231,7 +231,7 @@ pub trait ProfileLocker: Send + Sync {
 }
 
 /// Takes the profile's lock, once the port is held. A refusal carries the
-/// contract's `profile "NAME" is already in use ...` line.
+/// `profile "NAME" is already in use ...` line (docs/reference.md#refusals).
 pub fn take_profile_lock<L: ProfileLocker>(
     locker: &L,
     profile: &ProfileName,

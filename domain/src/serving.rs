@@ -1,4 +1,4 @@
-//! The port through which the stop sequence drives a serving gateway, one contract
+//! The port through which the stop sequence (docs/reference.md#stopping) drives a gateway, one
 //! step per method. The order lives in the caller; each step is independent.
 
 use async_trait::async_trait;
@@ -24,4 +24,7 @@ pub trait ServingGateway: Send + Sync {
     /// sockets keeps every queued connection). Without a successor the port is free.
     /// MUST succeed whatever state the other steps left behind.
     async fn release_listeners(&self);
+
+    /// A restart failed and this gateway serves on (counted for `/metrics`).
+    fn restart_failed(&self) {}
 }

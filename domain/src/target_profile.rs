@@ -1,4 +1,4 @@
-//! Whose gateway an operation found (contract section 5): `status`, `stop` and
+//! Whose gateway an operation found (docs/reference.md#operations): `status`, `stop` and
 //! `restart` find the gateway by its port alone, but when the user named a profile
 //! (`--profile`, `--dev`, `GATEWAY_PROFILE`), a gateway of another profile on that
 //! port is not the one asked for. It is reported as "not running" (3), naming the
@@ -65,6 +65,7 @@ mod tests {
                 profile: profile.into(),
                 version: "0.1.0".into(),
                 uptime_ms: 1,
+                cluster: None,
             }),
             owners: PortOwners::None,
         }

@@ -2,7 +2,7 @@
 //!
 //! The lock is one key, `/gateway/lock/KEY`, created by a transaction "if the key's
 //! create revision is 0 (absent), put it bound to my lease, else read it". This,
-//! rather than etcd's `Lock` RPC, because the contract wants the exact key, a value
+//! rather than etcd's `Lock` RPC, because docs/reference.md#cluster wants the exact key, a value
 //! naming the holder (url, pid, host) and an immediate refusal that quotes it; the
 //! `Lock` RPC creates `KEY/<lease>` with an empty value and blocks. A standby waits
 //! with a watch on the key for its deletion. The fencing token is the key's create

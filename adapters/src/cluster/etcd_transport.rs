@@ -31,7 +31,7 @@ const MAX_BODY: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// No endpoint could be reached, or the connection broke: the reason, readable
-    /// ("connection refused"), for the contract's line.
+    /// ("connection refused"), for the line in docs/reference.md#cluster.
     Transport(String),
     /// etcd answered with an error (`NOT_FOUND`, `no leader`...).
     Etcd(ErrorBody),

@@ -1,6 +1,6 @@
 //! What the server asks before acting: is this gateway the active one, right now?
 //!
-//! The cluster task (app) writes the role and the lease's step-down deadline; the
+//! The cluster membership (gateway-core) writes the role and the lease's step-down deadline; the
 //! server reads them on every `/healthz`, `/readyz`, upgrade and WebSocket request.
 //! The deadline is checked against the clock at the moment of asking, so a process
 //! that wakes from SIGSTOP or a suspend answers "standby" from its first request on,
@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use gateway_domain::cluster::{Clock, ClusterView, LeaseWatch, Role, Standing};
+use gateway_domain::ports::RoleBoard;
 use tokio_util::sync::CancellationToken;
 
 /// The role of a clustered gateway, shared by the cluster task and the server.
@@ -122,6 +123,19 @@ impl ClusterGate {
             .held
             .as_ref()
             .map(|(_, watch)| watch.step_down_at().saturating_sub(now.boot))
+    }
+}
+
+/// The membership writes the role here (the domain's port); the server reads it.
+impl RoleBoard for ClusterGate {
+    fn hold(&self, fencing_token: u64, watch: LeaseWatch) {
+        ClusterGate::hold(self, fencing_token, watch);
+    }
+    fn step_down(&self) {
+        ClusterGate::step_down(self);
+    }
+    fn time_to_step_down(&self) -> Option<Duration> {
+        ClusterGate::time_to_step_down(self)
     }
 }
 

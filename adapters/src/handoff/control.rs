@@ -63,7 +63,7 @@ impl ControlSocket {
     /// The next well-formed restart request from this gateway's user (or root).
     /// Other users, malformed and silent clients are dropped, each within
     /// [`REQUEST_TIMEOUT`].
-    pub async fn next_request(&self) -> RestartRequest {
+    pub async fn next_request(&self) -> RestartCall {
         let own_uid = nix::unistd::geteuid().as_raw();
         loop {
             let Ok((stream, _)) = self.listener.accept().await else {
@@ -84,7 +84,7 @@ impl ControlSocket {
             )
             .await;
             if matches!(read, Ok(Ok(_))) && line.trim() == RESTART_REQUEST {
-                return RestartRequest {
+                return RestartCall {
                     stream: reader.into_inner(),
                 };
             }
@@ -94,11 +94,11 @@ impl ControlSocket {
 
 /// A `gateway restart` waiting for its answer.
 #[derive(Debug)]
-pub struct RestartRequest {
+pub struct RestartCall {
     stream: UnixStream,
 }
 
-impl RestartRequest {
+impl RestartCall {
     /// Sends the answer; a client that went away is no one's problem.
     pub async fn answer(mut self, answer: &RestartAnswer) {
         let mut line = serde_json::to_string(answer).unwrap_or_default();

@@ -9,7 +9,7 @@ mod early_pid;
 pub mod inherit;
 pub mod launch;
 
-pub use control::{ControlError, ControlSocket, RestartRequest, request_restart};
+pub use control::{ControlError, ControlSocket, RestartCall, request_restart};
 pub use inherit::{
     Inheritance, Predecessor, take_handoff, take_socket_activation, write_to_service_log,
 };

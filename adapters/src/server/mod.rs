@@ -53,7 +53,7 @@ pub struct ServerSettings {
     pub cluster: Option<Arc<ClusterGate>>,
     /// The handoffs that led to this process, for `/metrics`.
     pub restarts: RestartHistory,
-    /// The protocol's clocks (the contract's in the daemon; short ones in tests).
+    /// The protocol's clocks (docs/reference.md#websocket in the daemon; short ones in tests).
     pub timings: ProtocolTimings,
 }
 
@@ -81,7 +81,7 @@ impl Default for ProtocolTimings {
 }
 
 /// A serving gateway. Implements the domain's [`ServingGateway`] so the app's stop
-/// sequence can drain it in the contract's order.
+/// sequence can drain it in the order of docs/reference.md#stopping.
 pub struct GatewayServer {
     /// Shared with every connection: identity, counters, the draining flag.
     state: Arc<GatewayState>,
@@ -91,11 +91,6 @@ pub struct GatewayServer {
 }
 
 impl GatewayServer {
-    /// Counts a handoff this process survived (the successor failed), for `/metrics`.
-    pub fn restart_failed(&self) {
-        self.state.metrics.restart_failed();
-    }
-
     /// Starts serving on `listeners` (already bound: they are the lock).
     pub fn serve(listeners: Vec<(Endpoint, TcpListener)>, settings: ServerSettings) -> Self {
         let state = Arc::new(GatewayState::new(settings));
@@ -132,5 +127,10 @@ impl ServingGateway for GatewayServer {
 
     async fn release_listeners(&self) {
         self.accept_loops.run_to_end().await;
+    }
+
+    /// Counts a handoff this process survived (the successor failed), for `/metrics`.
+    fn restart_failed(&self) {
+        self.state.metrics.restart_failed();
     }
 }

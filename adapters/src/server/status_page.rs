@@ -181,7 +181,7 @@ mod tests {
     }
 
     #[test]
-    fn the_page_has_the_elements_the_contract_names() {
+    fn the_page_has_the_elements_the_reference_names() {
         for id in [
             "state",
             "pid",

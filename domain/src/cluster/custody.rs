@@ -1,4 +1,4 @@
-//! Who may act on the cluster lease (contract section 7): this process, the successor
+//! Who may act on the cluster lease (docs/reference.md#cluster): this process, the successor
 //! it lent the lease to during a restart, or nobody here any more. A lease moves with
 //! a handoff, it is never shared: once lent, this process may keep it alive (harmless,
 //! and needed if the successor fails) but never revokes it; once handed over, it has

@@ -1,11 +1,11 @@
-//! Why a clustered gateway could not become, or stay, active; the contract's lines
+//! Why a clustered gateway could not become, or stay, active: docs/reference.md#cluster's lines
 //! and exit codes for each.
 
 use crate::exit_code::ExitCode;
 
 use super::lock::{HolderRecord, LockFault};
 
-/// A refusal of the cluster lock. `Display` is the contract's text; `headline` adds
+/// A refusal of the cluster lock. `Display` is the documented text; `headline` adds
 /// the `GatewayLockError: ` prefix users see, as for the port and profile locks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClusterLockError {
@@ -55,7 +55,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_held_elsewhere_is_the_contract_line_and_exit_78() {
+    fn a_key_held_elsewhere_is_the_documented_line_and_exit_78() {
         let error = ClusterLockError::HeldElsewhere {
             key: "default".into(),
             holder: HolderRecord {
@@ -72,7 +72,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unreachable_engine_is_the_contract_line_and_exit_75() {
+    fn an_unreachable_engine_is_the_documented_line_and_exit_75() {
         let error = ClusterLockError::from(LockFault::Unreachable {
             url: "http://127.0.0.1:2379".into(),
             reason: "connection refused".into(),

@@ -48,7 +48,7 @@ pub enum Acquisition {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LockFault {
     /// No answer (refused, timed out, no leader...). `url` names the endpoints as
-    /// configured, `reason` the error, for the contract's line.
+    /// configured, `reason` the error, for the line in docs/reference.md#cluster.
     #[error("cannot reach the cluster lock at {url}: {reason}")]
     Unreachable { url: String, reason: String },
 }

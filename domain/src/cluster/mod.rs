@@ -1,4 +1,4 @@
-//! One active gateway across hosts (contract section 7): the `ClusterLock` port an
+//! One active gateway across hosts (docs/reference.md#cluster): the `ClusterLock` port an
 //! engine such as etcd implements, the clock it is judged by, and the pure policy
 //! that decides who is active, when to step down, and how refusals are reported.
 

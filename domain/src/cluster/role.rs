@@ -68,7 +68,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn healthz_cluster_object_has_the_contract_shape() {
+    fn healthz_cluster_object_has_the_documented_shape() {
         let active = ClusterView::new("default", Role::Active, Some(7));
         assert_eq!(
             serde_json::to_string(&active).unwrap(),

@@ -1,5 +1,5 @@
 //! Reading request frames and writing response and event frames. Output field order
-//! follows the contract, so frames read the same in a log as in the docs.
+//! follows docs/reference.md#websocket, so frames read the same in a log as in the docs.
 
 use std::borrow::Cow;
 
@@ -223,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn frames_have_the_contract_shapes() {
+    fn frames_have_the_documented_shapes() {
         assert_eq!(
             error_response(None, ErrorCode::InvalidRequest, "bad"),
             r#"{"type":"res","id":null,"ok":false,"error":{"code":"invalid_request","message":"bad"}}"#

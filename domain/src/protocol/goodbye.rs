@@ -1,5 +1,5 @@
 //! What WebSocket clients are told when the gateway lets them go: the `shutdown` event
-//! and the close frame that follows it, for each reason the contract names.
+//! and the close frame that follows it, for each reason docs/reference.md#websocket names.
 
 use serde::Serialize;
 

@@ -209,7 +209,7 @@ struct ServerInfo<'a> {
     version: &'a str,
     pid: u32,
     profile: &'a str,
-    /// Only when clustered: the lock's fencing token (see contract section 7).
+    /// Only when clustered: the lock's fencing token (see docs/reference.md#cluster).
     #[serde(rename = "fencingToken", skip_serializing_if = "Option::is_none")]
     fencing_token: Option<u64>,
 }

@@ -14,6 +14,14 @@
 //! | [`SuccessorLauncher`], [`Successor`] | a restart's new process and its report |
 //! | [`ClusterLock`] | the cross-host lock on a lease, with its fencing token |
 //! | [`Clock`] | monotonic and boot time, read together |
+//! | [`RoleBoard`] | the cluster role, written by the membership, read by the server |
+//! | [`StopTrigger`], [`RestartTrigger`] | stop and restart requests, whatever their origin |
+
+mod role_board;
+mod triggers;
+
+pub use role_board::RoleBoard;
+pub use triggers::{RestartRequest, RestartResponder, RestartTrigger, StopTrigger};
 
 pub use crate::cluster::clock::Clock;
 pub use crate::cluster::lock::ClusterLock;

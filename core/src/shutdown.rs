@@ -1,9 +1,13 @@
-//! The stop sequence of the contract (section 4), in its order, under one deadline.
+//! The stop sequence (docs/reference.md#stopping), in its order, under one deadline;
+//! and the letting go after a handoff (docs/reference.md#restart).
 
 use std::time::Duration;
 
 use gateway_domain::protocol::goodbye::{self, Goodbye};
 use gateway_domain::{ServiceNotifier, ServingGateway};
+use tokio::time::Instant;
+
+use crate::membership::Membership;
 
 /// How a graceful stop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,37 +26,43 @@ pub struct ShutdownSequence {
 }
 
 impl ShutdownSequence {
-    /// A stop (contract section 4): readiness off and `STOPPING=1`, then `goodbye` to
-    /// the WebSocket clients, then the HTTP connections, then the listeners. The
-    /// listeners are released even when the deadline passed, so the port is always
-    /// free when this returns.
+    /// A stop: readiness off and `STOPPING=1`, then `goodbye` to the WebSocket
+    /// clients, then the cluster lease revoked (a standby takes over at once), then
+    /// the HTTP connections, then the listeners. The lease and the listeners are
+    /// released even when the deadline passed, so the port is always free and the key
+    /// never outlives the stop when this returns.
     pub async fn run(
         &self,
         gateway: &dyn ServingGateway,
         notifier: &dyn ServiceNotifier,
+        membership: &dyn Membership,
         goodbye: Goodbye,
     ) -> StopOutcome {
-        let began = std::time::Instant::now();
+        let began = Instant::now();
         let drain = async {
             gateway.stop_accepting_work();
             notifier.stopping();
             gateway.close_websockets(goodbye).await;
             tracing::debug!(elapsed = ?began.elapsed(), "websocket clients closed");
+            membership.release().await;
             gateway.close_http().await;
             tracing::debug!(elapsed = ?began.elapsed(), "http connections closed");
         };
         let finished = tokio::time::timeout(self.deadline, drain).await.is_ok();
+        // Both idempotent: done already when the drain finished in time.
+        membership.release().await;
         gateway.release_listeners().await;
         self.report(finished, began, "gateway stopped; port released")
     }
 
-    /// Letting go after a handoff (contract section 6): the successor already serves
-    /// on the same sockets, so the listeners close *first* (a queued connection stays
-    /// queued for the successor), then the WebSocket clients hear `gateway restarting`
-    /// and close 1012, then the HTTP connections finish. Readiness never turns off and
-    /// nothing is said to the service manager: the successor is the service now.
+    /// Letting go after a handoff: the successor already serves on the same sockets,
+    /// so the listeners close *first* (a queued connection stays queued for the
+    /// successor), then the WebSocket clients hear `gateway restarting` and close
+    /// 1012, then the HTTP connections finish. Readiness never turns off, nothing is
+    /// said to the service manager, and the cluster lease is not touched: the
+    /// successor is the service now, and the lease is its own.
     pub async fn hand_over(&self, gateway: &dyn ServingGateway) -> StopOutcome {
-        let began = std::time::Instant::now();
+        let began = Instant::now();
         gateway.release_listeners().await;
         let drain = async {
             gateway.close_websockets(goodbye::RESTARTING).await;
@@ -66,7 +76,7 @@ impl ShutdownSequence {
         self.report(finished, began, "handed over; clients let go")
     }
 
-    fn report(&self, finished: bool, began: std::time::Instant, done: &str) -> StopOutcome {
+    fn report(&self, finished: bool, began: Instant, done: &str) -> StopOutcome {
         if finished {
             tracing::info!(elapsed = ?began.elapsed(), "{done}");
             StopOutcome::Clean
@@ -83,29 +93,9 @@ impl ShutdownSequence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::doubles::{MockGateway, MockMembership, MockNotifier};
     use async_trait::async_trait;
-    use mockall::{Sequence, mock};
-
-    mock! {
-        Gateway {}
-        #[async_trait]
-        impl ServingGateway for Gateway {
-            fn stop_accepting_work(&self);
-            async fn close_websockets(&self, goodbye: Goodbye);
-            async fn close_http(&self);
-            async fn release_listeners(&self);
-        }
-    }
-
-    mock! {
-        Notifier {}
-        impl ServiceNotifier for Notifier {
-            fn ready(&self);
-            fn stopping(&self);
-            fn reloading(&self);
-            fn handed_over(&self, new_pid: u32);
-        }
-    }
+    use mockall::Sequence;
 
     fn sequence() -> ShutdownSequence {
         ShutdownSequence {
@@ -114,7 +104,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stop_runs_its_steps_in_the_contract_order() {
+    async fn a_stop_runs_its_steps_in_order_with_the_lease_revoked_between_websockets_and_http() {
         let mut order = Sequence::new();
         let mut gateway = MockGateway::new();
         let mut notifier = MockNotifier::new();
@@ -134,18 +124,28 @@ mod tests {
             .once()
             .in_sequence(&mut order)
             .return_const(());
+        let mut membership = MockMembership::new();
+        membership
+            .expect_release()
+            .once()
+            .in_sequence(&mut order)
+            .return_const(());
         gateway
             .expect_close_http()
             .once()
             .in_sequence(&mut order)
             .return_const(());
+        // The second release (for a stop cut short by its deadline) does nothing.
+        membership.expect_release().return_const(());
         gateway
             .expect_release_listeners()
             .once()
             .in_sequence(&mut order)
             .return_const(());
         assert_eq!(
-            sequence().run(&gateway, &notifier, goodbye::STOPPING).await,
+            sequence()
+                .run(&gateway, &notifier, &membership, goodbye::STOPPING)
+                .await,
             StopOutcome::Clean
         );
     }
@@ -224,8 +224,16 @@ mod tests {
             .once()
             .in_sequence(&mut order)
             .return_const(());
+        // The lease is still given back when the deadline cut the drain short.
+        let mut membership = MockMembership::new();
+        membership.expect_release().once().return_const(());
         let outcome = sequence()
-            .run(&StuckClients(inner), &notifier, goodbye::STOPPING)
+            .run(
+                &StuckClients(inner),
+                &notifier,
+                &membership,
+                goodbye::STOPPING,
+            )
             .await;
         assert_eq!(outcome, StopOutcome::TimedOut);
     }
