@@ -27,6 +27,7 @@ pub mod process_control;
 pub mod profile;
 pub mod protocol;
 pub mod serving;
+pub mod session_move;
 pub mod target_profile;
 pub mod uptime;
 

@@ -8,6 +8,7 @@ pub mod control;
 mod early_pid;
 pub mod inherit;
 pub mod launch;
+pub mod session_channel;
 
 pub use control::{ControlError, ControlSocket, RestartCall, request_restart};
 pub use inherit::{

@@ -1,5 +1,6 @@
 //! The WebSocket endpoint: the HTTP upgrade, then one session per client.
 
+mod adopt;
 mod frame_meter;
 mod inbound_guard;
 mod message_budget;
