@@ -3,9 +3,6 @@
 //! way a successor can fail, concurrent requests, a predecessor killed mid-way, the
 //! lock file and `status` afterwards, systemd's notifications and socket activation.
 
-#[path = "support/handoff.rs"]
-mod handoff;
-mod support;
 
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::ExitStatusExt;
@@ -13,10 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clients::{Load, RESTARTING_EVENT, Session};
-use handoff::*;
+use crate::handoff::*;
 use nix::sys::signal::Signal;
-use support::etcd::Etcd;
-use support::*;
+use crate::support::etcd::Etcd;
+use crate::support::*;
 
 /// Long enough for a loaded machine, short enough that a stuck drain fails the test
 /// rather than the suite's patience.

@@ -1,11 +1,10 @@
 //! Profiles: one gateway per profile on any ports, several profiles side by side.
 
-mod support;
 
 use std::path::Path;
 
 use nix::sys::signal::Signal;
-use support::*;
+use crate::support::*;
 
 /// Gateways sharing one XDG state home, so profiles map to sibling directories.
 fn in_home(home: &Path, port: u16, args: &[&str]) -> Gateway {

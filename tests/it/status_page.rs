@@ -2,15 +2,12 @@
 //! the values it shows are read back from the DOM over the DevTools protocol.
 //! Without Chromium these tests print how to install it and pass, except on CI.
 
-#[path = "support/browser.rs"]
-mod browser;
-mod support;
 
-use browser::{Browser, chromium_or_skip};
+use crate::browser::{Browser, chromium_or_skip};
 use nix::sys::signal::Signal;
-use support::etcd::Etcd;
-use support::ws::connected;
-use support::*;
+use crate::support::etcd::Etcd;
+use crate::support::ws::connected;
+use crate::support::*;
 
 /// Flags for a page served under a host name that is not loopback, resolved to
 /// 127.0.0.1 by the browser itself (as a DNS-rebinding attack would arrange).

@@ -5,13 +5,12 @@
 //! A tool that is missing skips its test with a message, except in CI (`CI=true`), where
 //! `.ci/run` installs it and a missing tool is a failure.
 
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::tools::tool_available;
-use support::*;
+use crate::support::tools::tool_available;
+use crate::support::*;
 
 /// The repository's `dist/` folder.
 fn dist() -> PathBuf {

@@ -1,12 +1,11 @@
 //! The WebSocket control protocol on `/`, with a real client.
 
-mod support;
 
 use std::path::Path;
 
 use serde_json::json;
-use support::ws::*;
-use support::*;
+use crate::support::ws::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn connect_gets_hello_ok() {
@@ -235,12 +234,12 @@ async fn a_connect_missing_a_field_gets_invalid_request_naming_it_then_1008() {
 }
 
 #[allow(dead_code)] // its `main` is for `cargo run --example client`
-#[path = "../docs/examples/client.rs"]
+#[path = "../../docs/examples/client.rs"]
 mod example_client;
 
 /// The guide shows each example client verbatim.
 fn assert_the_guide_shows(example: &str) {
-    let guide = include_str!("../docs/protocol.md");
+    let guide = include_str!("../../docs/protocol.md");
     assert!(
         guide.contains(example.trim_end()),
         "docs/protocol.md no longer shows the example client verbatim"
@@ -249,7 +248,7 @@ fn assert_the_guide_shows(example: &str) {
 
 #[tokio::test]
 async fn the_guides_rust_client_runs_against_the_gateway() {
-    assert_the_guide_shows(include_str!("../docs/examples/client.rs"));
+    assert_the_guide_shows(include_str!("../../docs/examples/client.rs"));
     let port = free_port();
     let _gateway = Gateway::start(port, &["--token", "example-token"]);
     let url = format!("ws://127.0.0.1:{port}/");
@@ -360,7 +359,7 @@ fn masked_uptime(lines: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guides_python_client_prints_the_same_lines_as_the_rust_one() {
-    assert_the_guide_shows(include_str!("../docs/examples/client.py"));
+    assert_the_guide_shows(include_str!("../../docs/examples/client.py"));
     let Some(python) = python_for_the_guide() else {
         return;
     };

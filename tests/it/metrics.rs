@@ -2,14 +2,13 @@
 //! `promtool check metrics`), behind the same Host guard as every route, whose counters
 //! move when their event happens.
 
-mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::tools::tool_available;
-use support::ws::*;
-use support::*;
+use crate::support::tools::tool_available;
+use crate::support::ws::*;
+use crate::support::*;
 
 /// One scrape.
 fn scrape(port: u16) -> String {

@@ -1,8 +1,7 @@
 //! `gateway status`, `gateway stop` and `gateway --force`.
 
-mod support;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn status_reports_a_running_gateway_with_exit_0() {

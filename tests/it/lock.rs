@@ -1,12 +1,11 @@
 //! The port is the lock: a second gateway, a foreign holder, a bind that cannot
 //! happen, a crash, and a race, each on the real binary.
 
-mod support;
 
 use std::net::{Ipv6Addr, SocketAddr, TcpListener};
 
 use nix::sys::signal::Signal;
-use support::*;
+use crate::support::*;
 
 #[test]
 fn second_gateway_on_same_port_exits_78_and_the_first_keeps_serving() {

@@ -4,14 +4,13 @@
 //! 30 s, checked in milliseconds. Locks, signals and exit codes keep their
 //! cross-process tests; nothing here needs a process of its own.
 
-mod support;
 
 use std::time::{Duration, Instant};
 
 use gateway_adapters::{GatewayServer, ProtocolTimings, ServerSettings};
 use gateway_domain::{Endpoint, GatewayIdentity};
 use serde_json::json;
-use support::ws::*;
+use crate::support::ws::*;
 use tokio::net::TcpListener;
 
 /// A gateway served in this process; stopped with the test's runtime.

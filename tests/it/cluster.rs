@@ -2,15 +2,14 @@
 //! are two gateways on two ports with two state directories and the same key.
 //! Failover times are printed (`--nocapture`) for docs/cluster.md.
 
-mod support;
 
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::etcd::Etcd;
-use support::ws::*;
-use support::*;
+use crate::support::etcd::Etcd;
+use crate::support::ws::*;
+use crate::support::*;
 
 /// Starts a gateway in the cluster of `etcd` under `key`.
 fn member(etcd: &Etcd, key: &str, ttl: u64, extra: &[&str]) -> Gateway {

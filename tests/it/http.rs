@@ -1,8 +1,7 @@
 //! The HTTP surface on the gateway's port.
 
-mod support;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn healthz_reports_the_gateway() {

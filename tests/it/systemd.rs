@@ -1,11 +1,10 @@
 //! Readiness notification for systemd `Type=notify`.
 
-mod support;
 
 use std::os::unix::net::UnixDatagram;
 
 use nix::sys::signal::Signal;
-use support::*;
+use crate::support::*;
 
 #[test]
 fn ready_arrives_once_the_port_serves_and_stopping_on_sigterm() {

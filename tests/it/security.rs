@@ -1,7 +1,6 @@
 //! The guards: Origin, Host, tokens and their delay, size and time limits, the
 //! connection cap, and garbage on the wire.
 
-mod support;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -9,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::json;
-use support::ws::*;
-use support::*;
+use crate::support::ws::*;
+use crate::support::*;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

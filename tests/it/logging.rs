@@ -1,9 +1,8 @@
 //! Log output formats.
 
-mod support;
 
 use nix::sys::signal::Signal;
-use support::*;
+use crate::support::*;
 
 #[test]
 fn json_log_format_writes_one_object_per_line() {
