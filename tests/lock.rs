@@ -61,8 +61,12 @@ fn a_holder_of_the_ipv6_loopback_is_a_conflict() {
 #[test]
 fn a_non_local_bind_address_fails_to_bind_with_71() {
     let port = free_port();
-    // 192.0.2.1 (TEST-NET-1) is never a local address; a token makes it acceptable.
-    let (code, stderr) = run_to_exit(port, &["--bind", "192.0.2.1", "--token", "t0k"]);
+    // 192.0.2.1 (TEST-NET-1) is never a local address; a token and a TLS proxy in
+    // front make it acceptable.
+    let (code, stderr) = run_to_exit(
+        port,
+        &["--bind", "192.0.2.1", "--token", "t0k", "--allow-plaintext"],
+    );
     assert_eq!(code, 71, "{stderr}");
     let prefix =
         format!("GatewayLockError: failed to bind gateway socket on ws://192.0.2.1:{port}: ");

@@ -60,6 +60,7 @@ async fn serve(clocks: Clocks) -> InProcess {
         cluster: None,
         restarts: Default::default(),
         timings: clocks.timings,
+        tls: None,
     };
     let server = GatewayServer::serve(vec![(endpoint, listener)], settings);
     InProcess {

@@ -28,6 +28,8 @@ pub mod profile;
 pub mod protocol;
 pub mod serving;
 pub mod target_profile;
+pub mod tls_files;
+pub mod token_source;
 pub mod uptime;
 
 pub use classify::classify_bind_error;
