@@ -1,5 +1,7 @@
 //! Asks the holder of a taken port whether it is a gateway: `GET /healthz` within
-//! the domain's probe budget.
+//! the domain's probe budget, in plaintext or over TLS. The endpoint's own scheme is
+//! tried first, then the other one: a plain request to a TLS gateway (or a
+//! ClientHello to a plain one) gets no HTTP answer, only a quick close.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -11,7 +13,10 @@ use gateway_domain::{Endpoint, HealthReport, Holder, HolderProbe};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+use crate::tls::connect_unverified;
 
 /// A `/healthz` body larger than this is not a gateway's.
 const MAX_HEALTH_BODY: usize = 16 * 1024;
@@ -39,19 +44,43 @@ const REFUSED_RETRY_PAUSE: Duration = Duration::from_millis(2);
 #[async_trait]
 impl HolderProbe for HttpHolderProbe {
     async fn identify(&self, endpoint: Endpoint) -> Holder {
+        self.locate(endpoint).await.1
+    }
+}
+
+impl HttpHolderProbe {
+    /// Who holds `endpoint`, and the endpoint as it answered: `wss://` when the
+    /// holder spoke TLS, whatever scheme `endpoint` had.
+    pub async fn locate(&self, endpoint: Endpoint) -> (Endpoint, Holder) {
         let ask_until_answered = async {
             loop {
-                match fetch_health(endpoint).await {
+                match fetch_health_any_scheme(endpoint).await {
                     Err(Unanswered::Refused) => tokio::time::sleep(REFUSED_RETRY_PAUSE).await,
                     Err(Unanswered::Other) => return None,
-                    Ok(report) => return Some(report),
+                    Ok(answered) => return Some(answered),
                 }
             }
         };
         match tokio::time::timeout(self.budget, ask_until_answered).await {
-            Ok(Some(report)) if report.is_gateway() => Holder::Gateway(Box::new(report)),
-            _ => Holder::Unconfirmed,
+            Ok(Some((answered, report))) if report.is_gateway() => {
+                (answered, Holder::Gateway(Box::new(report)))
+            }
+            _ => (endpoint, Holder::Unconfirmed),
         }
+    }
+}
+
+/// `/healthz` in the endpoint's scheme, then in the other one; with the endpoint in
+/// the scheme that answered.
+pub async fn fetch_health_any_scheme(
+    endpoint: Endpoint,
+) -> Result<(Endpoint, HealthReport), Unanswered> {
+    match fetch_health(endpoint).await {
+        Err(Unanswered::Other) => {
+            let other = endpoint.with_tls(!endpoint.is_tls());
+            fetch_health(other).await.map(|report| (other, report))
+        }
+        answered => answered.map(|report| (endpoint, report)),
     }
 }
 
@@ -84,7 +113,8 @@ pub async fn is_accepting(endpoint: Endpoint, budget: Duration) -> bool {
     )
 }
 
-/// Fetches and parses `/healthz`.
+/// Fetches and parses `/healthz`, over TLS (unverified: nothing secret is sent)
+/// when the endpoint says `wss://`.
 pub async fn fetch_health(endpoint: Endpoint) -> Result<HealthReport, Unanswered> {
     let addr = dial_address(endpoint);
     let stream = TcpStream::connect(addr).await.map_err(|error| {
@@ -94,6 +124,21 @@ pub async fn fetch_health(endpoint: Endpoint) -> Result<HealthReport, Unanswered
             Unanswered::Other
         }
     })?;
+    if endpoint.is_tls() {
+        let stream = connect_unverified(stream, addr.ip())
+            .await
+            .map_err(|_| Unanswered::Other)?;
+        ask_health(stream, addr).await
+    } else {
+        ask_health(stream, addr).await
+    }
+}
+
+/// `GET /healthz` on an open connection.
+async fn ask_health<S>(stream: S, addr: SocketAddr) -> Result<HealthReport, Unanswered>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|_| Unanswered::Other)?;

@@ -12,6 +12,8 @@ pub mod server;
 pub mod signals;
 pub mod systemd_notifier;
 pub mod tcp_binder;
+pub mod tls;
+pub mod token_file;
 pub mod unix_time;
 
 pub use cluster::{BootClock, ClusterGate, EtcdClusterLock, Seat};
@@ -22,3 +24,4 @@ pub use profile_lock::{FileProfileLocker, ProfileLockGuard};
 pub use server::{GatewayServer, ProtocolTimings, RestartHistory, ServerSettings};
 pub use systemd_notifier::SystemdNotifier;
 pub use tcp_binder::TcpBinder;
+pub use tls::TlsTermination;

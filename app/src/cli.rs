@@ -77,9 +77,43 @@ pub struct RunArgs {
     #[command(flatten)]
     pub target: Target,
 
-    /// Token every WebSocket `connect` must carry (required off loopback).
+    /// Token every WebSocket `connect` must carry (required off loopback). On the
+    /// command line any local user can read it: prefer --token-file.
     #[arg(long, env = "GATEWAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// File holding the token (a trailing newline is ignored). Precedence: --token >
+    /// --token-file > the systemd credential gateway-token > GATEWAY_TOKEN.
+    #[arg(long, env = "GATEWAY_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Whether `token` came from the command line rather than GATEWAY_TOKEN (set
+    /// after parsing: the two rank differently, and only the first is visible to all).
+    #[arg(skip)]
+    pub token_on_command_line: bool,
+
+    /// PEM certificate chain, leaf first: the port then speaks TLS only (https://, wss://).
+    #[arg(
+        long,
+        env = "GATEWAY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert; refused when readable by group or others.
+    #[arg(
+        long,
+        env = "GATEWAY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve plaintext off loopback, because a TLS proxy in front terminates TLS
+    /// (one warning at start).
+    #[arg(long)]
+    pub allow_plaintext: bool,
 
     /// An extra Origin allowed to open the WebSocket, e.g. https://app.example.com (repeatable).
     #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
@@ -185,7 +219,12 @@ pub const VERSION_WITH_COMMIT: &str = env!("GATEWAY_VERSION_WITH_COMMIT");
 
 /// Environment variables read without a flag of their own (the others are named by
 /// their flags' `env`): name and meaning, for `--help` and the man page.
-pub const ENVIRONMENT_WITHOUT_FLAG: [(&str, &str); 3] = [
+pub const ENVIRONMENT_WITHOUT_FLAG: [(&str, &str); 4] = [
+    (
+        "CREDENTIALS_DIRECTORY",
+        "Set by systemd (LoadCredential=): its gateway-token file gives the token, unless \
+         --token or --token-file does.",
+    ),
     (
         "GATEWAY_LOG",
         "Log filter in tracing's EnvFilter syntax, e.g. debug or warn,gateway=debug (default: info).",
@@ -280,8 +319,11 @@ impl Cli {
         // the bare version, so they do not go stale with every commit.
         let mut command = command().version(VERSION_WITH_COMMIT);
         let mut matches = command.get_matches_mut();
-        Self::from_arg_matches_mut(&mut matches)
-            .unwrap_or_else(|error| error.format(&mut command).exit())
+        let token_on_command_line = matches.value_source("token") == Some(ValueSource::CommandLine);
+        let mut cli = Self::from_arg_matches_mut(&mut matches)
+            .unwrap_or_else(|error| error.format(&mut command).exit());
+        cli.run.token_on_command_line = token_on_command_line;
+        cli
     }
 }
 
@@ -611,7 +653,10 @@ mod tests {
         assert!(columns.len() >= 9, "{section}");
         assert!(columns.iter().all(|&c| c == columns[0]), "{section}");
         assert!(
-            section.contains("GATEWAY_CLUSTER_ETCD  As --cluster-etcd."),
+            section.lines().any(|line| line
+                .trim_start()
+                .strip_prefix("GATEWAY_CLUSTER_ETCD")
+                .is_some_and(|rest| rest.trim_start() == "As --cluster-etcd.")),
             "{section}"
         );
     }

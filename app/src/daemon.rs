@@ -1,13 +1,12 @@
 //! The gateway's life: take the lock (bind, or adopt what a handoff or systemd
-//! passed), lock the profile, serve, then either stop in order (docs/reference.md#stopping) or hand
+//! passed), lock the profile, serve, then either stop in the contract's order or hand
 //! everything to a successor. Only wiring: every decision is in `gateway-domain`.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use gateway_adapters::handoff::{
     ControlSocket, ExecLauncher, HeldDescriptors, Inheritance, Predecessor, take_handoff,
@@ -20,7 +19,6 @@ use gateway_adapters::{
     ProtocolTimings, RestartHistory, ServerSettings, SystemdNotifier, TcpBinder, fd_limit,
 };
 use gateway_core::{Serving, Supervisor, finish};
-use gateway_domain::config::check_exposure;
 use gateway_domain::handoff::{HANDOFF_ENV, InheritedLease, SUCCESSOR_DEADLINE, SuccessorWord};
 use gateway_domain::lock_policy::Refusal;
 use gateway_domain::port_lock::HeldPort;
@@ -32,6 +30,7 @@ use tokio::net::TcpListener;
 
 use crate::cli::RunArgs;
 use crate::cluster::{self, Cluster};
+use crate::exposure::{self, Exposure};
 use crate::force;
 use crate::start::{take_port_lock, take_profile_lock};
 
@@ -78,8 +77,8 @@ pub async fn take_port_early(args: &RunArgs) -> Result<Option<EarlyPort>, ExitCo
         return Ok(None);
     }
     // Refusals that come before any bind stay before it.
-    check_start(args)?;
-    let endpoint = Endpoint::new(args.target.bind, args.target.port());
+    let (_, exposure) = check_start(args)?;
+    let endpoint = exposure.endpoint(args);
     let held = bind(endpoint, false)
         .await
         .map_err(|refusal| report_details(&refusal))?;
@@ -98,22 +97,24 @@ pub async fn take_port_early(args: &RunArgs) -> Result<Option<EarlyPort>, ExitCo
     }))
 }
 
-/// The refusals that come before any bind: a non-loopback bind without a token (78),
-/// no state directory at all (2). Returns the state directory.
-fn check_start(args: &RunArgs) -> Result<PathBuf, ExitCode> {
+/// The refusals that come before any bind: an exposed gateway without a token or
+/// without TLS, a token or TLS file it cannot use (78), no state directory at all (2).
+/// Returns the state directory and what the start exposes. A restart's new process
+/// runs it too: it reads the token and TLS files again (rotation), and a refusal
+/// fails the restart.
+fn check_start(args: &RunArgs) -> Result<(PathBuf, Exposure), ExitCode> {
     let profile = args.target.profile();
-    if let Err(refused) =
-        check_exposure(args.target.bind, args.target.port(), args.token.as_deref())
-    {
+    let exposure = exposure::check(args).map_err(|refused| {
         eprintln!("{}", refused.headline());
-        return Err(ExitCode::Refused);
-    }
-    args.target.state_dir().ok_or_else(|| {
+        ExitCode::Refused
+    })?;
+    let state_dir = args.target.state_dir().ok_or_else(|| {
         eprintln!(
             "gateway: no state directory for profile \"{profile}\": set --state-dir or GATEWAY_STATE_DIR"
         );
         ExitCode::Usage
-    })
+    })?;
+    Ok((state_dir, exposure))
 }
 
 /// Runs the gateway until it stops or hands over; returns the process exit code.
@@ -151,11 +152,12 @@ pub async fn run_with(
     restart_signal: Option<RestartSignal>,
 ) -> ExitCode {
     let profile = args.target.profile();
-    let state_dir = match check_start(&args) {
-        Ok(state_dir) => state_dir,
+    let (state_dir, exposure) = match check_start(&args) {
+        Ok(checked) => checked,
         Err(code) => return code,
     };
-    let holdings = match take_the_lock(&args, &profile, &state_dir, early).await {
+    exposure.warn();
+    let holdings = match take_the_lock(&args, &exposure, &profile, &state_dir, early).await {
         Ok(holdings) => holdings,
         Err(code) => return code,
     };
@@ -172,6 +174,7 @@ pub async fn run_with(
         state_dir,
         started,
         executable,
+        exposure,
     };
     serve(launch, holdings, cluster, (stops, restart_signal)).await
 }
@@ -185,6 +188,8 @@ struct Launch {
     started: Instant,
     /// Where it was started from, for its successor.
     executable: Executable,
+    /// The token and TLS it serves with.
+    exposure: Exposure,
 }
 
 /// The three ways into serving: a handoff's inheritance, systemd's sockets, or a
@@ -192,23 +197,25 @@ struct Launch {
 /// control socket; a refusal is reported here and becomes the exit code.
 async fn take_the_lock(
     args: &RunArgs,
+    exposure: &Exposure,
     profile: &ProfileName,
     state_dir: &Path,
     early: Option<EarlyPort>,
 ) -> Result<Holdings, ExitCode> {
+    let tls = exposure.tls.is_some();
     if let Some(inherited) = take_handoff() {
-        return adopt(inherited);
+        return adopt(inherited, tls);
     }
     let listeners = match early {
         // The usual way: taken first thing, before this runtime existed.
         Some(early) => {
             note_missing_ipv6(early.ipv6_loopback_missing.as_ref(), early.listeners[0].0);
-            to_tokio(early.listeners.into_iter().map(|(_, l)| l).collect())?
+            to_tokio(early.listeners.into_iter().map(|(_, l)| l).collect(), tls)?
         }
         None => match take_socket_activation() {
             Some(Ok(listeners)) => {
                 tracing::info!("serving on the sockets systemd passed (socket activation)");
-                to_tokio(listeners)?
+                to_tokio(listeners, tls)?
             }
             Some(Err(reason)) => {
                 eprintln!("gateway: cannot use the sockets systemd passed: {reason}");
@@ -216,7 +223,7 @@ async fn take_the_lock(
             }
             // `--force`: the bind (and the eviction of a holder) happens here.
             None => {
-                let endpoint = Endpoint::new(args.target.bind, args.target.port());
+                let endpoint = exposure.endpoint(args);
                 let held = bind(endpoint, args.force)
                     .await
                     .map_err(|refusal| report_details(&refusal))?;
@@ -265,14 +272,14 @@ fn note_missing_ipv6(missing: Option<&GatewayLockError>, endpoint: Endpoint) {
 
 /// Takes what a handoff passed. A failure is said on stderr, which the predecessor
 /// reads and reports; it keeps serving.
-fn adopt(inherited: Result<Inheritance, String>) -> Result<Holdings, ExitCode> {
+fn adopt(inherited: Result<Inheritance, String>, tls: bool) -> Result<Holdings, ExitCode> {
     let fail = |reason: String| {
         // Not eprintln!: if the predecessor is already gone, stderr is a broken pipe.
         let _ = writeln!(std::io::stderr(), "gateway: cannot take over: {reason}");
         ExitCode::RuntimeFailure
     };
     let inheritance = inherited.map_err(fail)?;
-    let listeners = to_tokio(inheritance.listeners)?;
+    let listeners = to_tokio(inheritance.listeners, tls)?;
     let record = LockRecord {
         pid: std::process::id(),
         url: listeners[0].0.to_string(),
@@ -295,15 +302,17 @@ fn adopt(inherited: Result<Inheritance, String>) -> Result<Holdings, ExitCode> {
     })
 }
 
+/// The listeners for tokio, each with its endpoint (`wss://` when `tls`).
 fn to_tokio(
     listeners: Vec<std::net::TcpListener>,
+    tls: bool,
 ) -> Result<Vec<(Endpoint, TcpListener)>, ExitCode> {
     listeners
         .into_iter()
         .map(|listener| {
             let address = listener.local_addr()?;
             Ok((
-                Endpoint::new(address.ip(), address.port()),
+                Endpoint::new(address.ip(), address.port()).with_tls(tls),
                 TcpListener::from_std(listener)?,
             ))
         })
@@ -329,6 +338,7 @@ async fn serve(
         state_dir,
         started,
         executable,
+        exposure,
     } = launch;
     let Holdings {
         listeners,
@@ -353,7 +363,12 @@ async fn serve(
         .with_lease(Box::new(move || lender.lend()));
     let takeover = predecessor.as_ref().map(|_| started.elapsed());
     let settings = server_settings(
-        &args, &profile, endpoint, started, &cluster, handoffs, takeover,
+        (&args, &exposure),
+        &profile,
+        endpoint,
+        started,
+        &cluster,
+        (handoffs, takeover),
     );
     let server = GatewayServer::serve(listeners, settings);
     let notifier = SystemdNotifier;
@@ -392,13 +407,12 @@ async fn serve(
 
 /// The server's settings from the command line and what this process holds.
 fn server_settings(
-    args: &RunArgs,
+    (args, exposure): (&RunArgs, &Exposure),
     profile: &ProfileName,
     endpoint: Endpoint,
     started: Instant,
     cluster: &Cluster,
-    handoffs: u64,
-    takeover: Option<Duration>,
+    (handoffs, takeover): (u64, Option<Duration>),
 ) -> ServerSettings {
     ServerSettings {
         identity: GatewayIdentity {
@@ -407,7 +421,7 @@ fn server_settings(
             profile: profile.to_string(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         },
-        token: args.token.clone().filter(|t| !t.is_empty()),
+        token: exposure.token(),
         started,
         allowed_origins: args.allow_origins.clone(),
         loopback_hosts_only: endpoint.is_loopback(),
@@ -420,6 +434,7 @@ fn server_settings(
         },
         max_buffered_bytes: (args.max_buffered_mb as usize).saturating_mul(1024 * 1024),
         message_timeout: Duration::from_millis(protocol::MESSAGE_TIMEOUT_MS),
+        tls: exposure.tls.clone(),
     }
 }
 

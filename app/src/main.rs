@@ -7,6 +7,7 @@ mod completions;
 mod daemon;
 #[cfg(test)]
 mod dist_files;
+mod exposure;
 mod force;
 mod logging;
 #[cfg(test)]

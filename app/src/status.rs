@@ -8,7 +8,7 @@ use gateway_domain::port_owner::PortOwnerLookup;
 use gateway_domain::port_status::PortStatus;
 use gateway_domain::profile::{ProfileLocker, ProfileName};
 use gateway_domain::target_profile::{as_stopped, check_profile};
-use gateway_domain::{Endpoint, ExitCode, Holder, HolderProbe};
+use gateway_domain::{Endpoint, ExitCode, Holder};
 
 use crate::cli::{StatusArgs, Target};
 
@@ -57,7 +57,9 @@ pub async fn observe(endpoint: Endpoint) -> PortStatus {
     let probe = HttpHolderProbe {
         budget: HEALTH_BUDGET,
     };
-    let health = match probe.identify(endpoint).await {
+    // A gateway that answers over TLS is reported (and stopped, restarted) as wss://.
+    let (endpoint, holder) = probe.locate(endpoint).await;
+    let health = match holder {
         Holder::Gateway(report) => Some(*report),
         Holder::Unconfirmed => None,
     };

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_gateway_global_optspecs
-    string join \n port= profile= dev bind= state-dir= token= allow-origin= max-connections= max-buffered-mb= shutdown-timeout= log-format= force cluster-etcd= cluster-key= cluster-ttl= standby h/help V/version
+    string join \n port= profile= dev bind= state-dir= token= token-file= tls-cert= tls-key= allow-plaintext allow-origin= max-connections= max-buffered-mb= shutdown-timeout= log-format= force cluster-etcd= cluster-key= cluster-ttl= standby h/help V/version
 end
 
 function __fish_gateway_needs_command
@@ -28,7 +28,10 @@ complete -c gateway -n "__fish_gateway_needs_command" -l port -d 'TCP port [defa
 complete -c gateway -n "__fish_gateway_needs_command" -l profile -d 'Profile name: its own state directory and lock' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l bind -d 'IP address of the gateway (an IP literal, not a host name)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l state-dir -d 'State directory of the profile' -r -F
-complete -c gateway -n "__fish_gateway_needs_command" -l token -d 'Token every WebSocket `connect` must carry (required off loopback)' -r
+complete -c gateway -n "__fish_gateway_needs_command" -l token -d 'Token every WebSocket `connect` must carry (required off loopback). On the command line any local user can read it: prefer --token-file' -r
+complete -c gateway -n "__fish_gateway_needs_command" -l token-file -d 'File holding the token (a trailing newline is ignored). Precedence: --token > --token-file > the systemd credential gateway-token > GATEWAY_TOKEN' -r -F
+complete -c gateway -n "__fish_gateway_needs_command" -l tls-cert -d 'PEM certificate chain, leaf first: the port then speaks TLS only (https://, wss://)' -r -F
+complete -c gateway -n "__fish_gateway_needs_command" -l tls-key -d 'PEM private key of --tls-cert; refused when readable by group or others' -r -F
 complete -c gateway -n "__fish_gateway_needs_command" -l allow-origin -d 'An extra Origin allowed to open the WebSocket, e.g. https://app.example.com (repeatable)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l max-connections -d 'Open connections beyond which new ones get 503 (keeps file descriptors in reserve)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l max-buffered-mb -d 'MiB that WebSocket messages still arriving may hold, over all connections; a message that would go over it closes its connection (1013, try again later)' -r
@@ -39,6 +42,7 @@ complete -c gateway -n "__fish_gateway_needs_command" -l cluster-etcd -d 'etcd e
 complete -c gateway -n "__fish_gateway_needs_command" -l cluster-key -d 'The name the gateways compete for [default: the profile name]' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l cluster-ttl -d 'Seconds the cluster lock\'s lease lives without a keep-alive' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l dev -d 'Profile `dev` on port 19001 (an alternative to --profile)'
+complete -c gateway -n "__fish_gateway_needs_command" -l allow-plaintext -d 'Serve plaintext off loopback, because a TLS proxy in front terminates TLS (one warning at start)'
 complete -c gateway -n "__fish_gateway_needs_command" -l force -d 'Take the port from whatever holds it (SIGTERM, then SIGKILL after 2 s)'
 complete -c gateway -n "__fish_gateway_needs_command" -l standby -d 'When another gateway is active, wait as a standby instead of exiting 78'
 complete -c gateway -n "__fish_gateway_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'

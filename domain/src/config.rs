@@ -67,6 +67,40 @@ pub fn check_exposure(
     }
 }
 
+/// What the start says about its transport once [`check_plaintext`] lets it go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TLS on the port (`wss://`, `https://`).
+    Tls,
+    /// Plaintext where that is fine: on loopback, nothing crosses a network.
+    LoopbackPlaintext,
+    /// Plaintext off loopback, allowed by `--allow-plaintext`: a TLS proxy in front
+    /// is said to terminate TLS. Worth one warning at start.
+    PlaintextBehindProxy,
+}
+
+/// The warning a start with [`Transport::PlaintextBehindProxy`] logs, once.
+pub const PLAINTEXT_WARNING: &str = "--allow-plaintext: serving ws:// and http:// off loopback; \
+     tokens cross the network in clear text unless a TLS proxy in front terminates TLS";
+
+/// A gateway reachable from outside the host must speak TLS, or be told
+/// (`--allow-plaintext`) that a proxy in front does: tokens must not cross a network
+/// in clear text.
+pub fn check_plaintext(
+    endpoint: Endpoint,
+    tls: bool,
+    allow_plaintext: bool,
+) -> Result<Transport, GatewayConfigError> {
+    match (tls, endpoint.is_loopback(), allow_plaintext) {
+        (true, _, _) => Ok(Transport::Tls),
+        (false, true, _) => Ok(Transport::LoopbackPlaintext),
+        (false, false, true) => Ok(Transport::PlaintextBehindProxy),
+        (false, false, false) => Err(GatewayConfigError::PlaintextNonLoopback {
+            endpoint: endpoint.with_tls(false),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +152,29 @@ mod tests {
         assert!(check_exposure(any, 5000, Some("s3cret")).is_ok());
         assert!(check_exposure("::1".parse().unwrap(), 5000, None).is_ok());
         assert!(check_exposure("127.0.0.1".parse().unwrap(), 5000, None).is_ok());
+    }
+
+    #[test]
+    fn non_loopback_without_tls_is_refused_unless_a_proxy_is_said_to_terminate_it() {
+        let any = Endpoint::new("0.0.0.0".parse().unwrap(), 5000);
+        let err = check_plaintext(any, false, false).unwrap_err();
+        assert_eq!(
+            err.headline(),
+            "GatewayConfigError: refusing to send tokens in clear text on ws://0.0.0.0:5000 (set --tls-cert and --tls-key, or --allow-plaintext behind a TLS proxy)"
+        );
+        assert_eq!(
+            check_plaintext(any, false, true),
+            Ok(Transport::PlaintextBehindProxy)
+        );
+        assert_eq!(check_plaintext(any, true, false), Ok(Transport::Tls));
+        let loopback = Endpoint::new("::1".parse().unwrap(), 5000);
+        assert_eq!(
+            check_plaintext(loopback, false, false),
+            Ok(Transport::LoopbackPlaintext)
+        );
+        assert_eq!(
+            check_plaintext(loopback, false, true),
+            Ok(Transport::LoopbackPlaintext)
+        );
     }
 }

@@ -29,6 +29,8 @@ pub mod protocol;
 pub mod serving;
 pub mod session_move;
 pub mod target_profile;
+pub mod tls_files;
+pub mod token_source;
 pub mod uptime;
 
 pub use classify::classify_bind_error;

@@ -79,6 +79,16 @@ impl GatewayLockError {
 pub enum GatewayConfigError {
     #[error("refusing to bind gateway to {endpoint} without auth (set --token or GATEWAY_TOKEN)")]
     UnauthenticatedNonLoopback { endpoint: Endpoint },
+    #[error(
+        "refusing to send tokens in clear text on {endpoint} (set --tls-cert and --tls-key, or --allow-plaintext behind a TLS proxy)"
+    )]
+    PlaintextNonLoopback { endpoint: Endpoint },
+    /// `--tls-cert`/`--tls-key` name files the gateway cannot serve with.
+    #[error(transparent)]
+    TlsFile(#[from] crate::tls_files::TlsFileError),
+    /// The token's file (`--token-file`, the `gateway-token` credential) cannot give one.
+    #[error(transparent)]
+    TokenFile(#[from] crate::token_source::TokenFileError),
 }
 
 impl GatewayConfigError {

@@ -2,14 +2,13 @@
 //! are two gateways on two ports with two state directories and the same key.
 //! Failover times are printed (`--nocapture`) for docs/cluster.md.
 
-
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-use serde_json::Value;
 use crate::support::etcd::Etcd;
 use crate::support::ws::*;
 use crate::support::*;
+use nix::sys::signal::Signal;
+use serde_json::Value;
 
 /// Starts a gateway in the cluster of `etcd` under `key`.
 fn member(etcd: &Etcd, key: &str, ttl: u64, extra: &[&str]) -> Gateway {

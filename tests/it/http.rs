@@ -1,6 +1,5 @@
 //! The HTTP surface on the gateway's port.
 
-
 use crate::support::*;
 
 #[test]

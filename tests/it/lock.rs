@@ -1,11 +1,10 @@
 //! The port is the lock: a second gateway, a foreign holder, a bind that cannot
 //! happen, a crash, and a race, each on the real binary.
 
-
 use std::net::{Ipv6Addr, SocketAddr, TcpListener};
 
-use nix::sys::signal::Signal;
 use crate::support::*;
+use nix::sys::signal::Signal;
 
 #[test]
 fn second_gateway_on_same_port_exits_78_and_the_first_keeps_serving() {
@@ -60,8 +59,12 @@ fn a_holder_of_the_ipv6_loopback_is_a_conflict() {
 #[test]
 fn a_non_local_bind_address_fails_to_bind_with_71() {
     let port = free_port();
-    // 192.0.2.1 (TEST-NET-1) is never a local address; a token makes it acceptable.
-    let (code, stderr) = run_to_exit(port, &["--bind", "192.0.2.1", "--token", "t0k"]);
+    // 192.0.2.1 (TEST-NET-1) is never a local address; a token and a TLS proxy in
+    // front make it acceptable.
+    let (code, stderr) = run_to_exit(
+        port,
+        &["--bind", "192.0.2.1", "--token", "t0k", "--allow-plaintext"],
+    );
     assert_eq!(code, 71, "{stderr}");
     let prefix =
         format!("GatewayLockError: failed to bind gateway socket on ws://192.0.2.1:{port}: ");

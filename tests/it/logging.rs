@@ -1,8 +1,7 @@
 //! Log output formats.
 
-
-use nix::sys::signal::Signal;
 use crate::support::*;
+use nix::sys::signal::Signal;
 
 #[test]
 fn json_log_format_writes_one_object_per_line() {

@@ -24,4 +24,5 @@ mod security;
 mod shutdown;
 mod status_page;
 mod systemd;
+mod tls;
 mod websocket;

@@ -2,7 +2,6 @@
 //! `promtool check metrics`), behind the same Host guard as every route, whose counters
 //! move when their event happens.
 
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -1,6 +1,5 @@
 //! `gateway status`, `gateway stop` and `gateway --force`.
 
-
 use crate::support::*;
 
 #[test]

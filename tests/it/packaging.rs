@@ -5,7 +5,6 @@
 //! A tool that is missing skips its test with a message, except in CI (`CI=true`), where
 //! `.ci/run` installs it and a missing tool is a failure.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

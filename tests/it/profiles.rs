@@ -1,10 +1,9 @@
 //! Profiles: one gateway per profile on any ports, several profiles side by side.
 
-
 use std::path::Path;
 
-use nix::sys::signal::Signal;
 use crate::support::*;
+use nix::sys::signal::Signal;
 
 /// Gateways sharing one XDG state home, so profiles map to sibling directories.
 fn in_home(home: &Path, port: u16, args: &[&str]) -> Gateway {

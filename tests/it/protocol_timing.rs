@@ -4,13 +4,12 @@
 //! 30 s, checked in milliseconds. Locks, signals and exit codes keep their
 //! cross-process tests; nothing here needs a process of its own.
 
-
 use std::time::{Duration, Instant};
 
+use crate::support::ws::*;
 use gateway_adapters::{GatewayServer, ProtocolTimings, ServerSettings};
 use gateway_domain::{Endpoint, GatewayIdentity};
 use serde_json::json;
-use crate::support::ws::*;
 use tokio::net::TcpListener;
 
 /// A gateway served in this process; stopped with the test's runtime.
@@ -59,6 +58,7 @@ async fn serve(clocks: Clocks) -> InProcess {
         cluster: None,
         restarts: Default::default(),
         timings: clocks.timings,
+        tls: None,
     };
     let server = GatewayServer::serve(vec![(endpoint, listener)], settings);
     InProcess {

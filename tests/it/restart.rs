@@ -3,17 +3,16 @@
 //! way a successor can fail, concurrent requests, a predecessor killed mid-way, the
 //! lock file and `status` afterwards, systemd's notifications and socket activation.
 
-
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clients::{Load, RESTARTING_EVENT, Session};
 use crate::handoff::*;
-use nix::sys::signal::Signal;
 use crate::support::etcd::Etcd;
 use crate::support::*;
+use clients::{Load, RESTARTING_EVENT, Session};
+use nix::sys::signal::Signal;
 
 /// Long enough for a loaded machine, short enough that a stuck drain fails the test
 /// rather than the suite's patience.

@@ -1,15 +1,14 @@
 //! The guards: Origin, Host, tokens and their delay, size and time limits, the
 //! connection cap, and garbage on the wire.
 
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use serde_json::json;
 use crate::support::ws::*;
 use crate::support::*;
+use futures_util::StreamExt;
+use serde_json::json;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -1,10 +1,9 @@
 //! The graceful stop: goodbyes to every client, the port freed, the exit codes.
 
-
-use futures_util::future::join_all;
-use nix::sys::signal::Signal;
 use crate::support::ws::*;
 use crate::support::*;
+use futures_util::future::join_all;
+use nix::sys::signal::Signal;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_50_clients_says_goodbye_to_each_and_frees_the_port() {

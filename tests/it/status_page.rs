@@ -2,12 +2,11 @@
 //! the values it shows are read back from the DOM over the DevTools protocol.
 //! Without Chromium these tests print how to install it and pass, except on CI.
 
-
 use crate::browser::{Browser, chromium_or_skip};
-use nix::sys::signal::Signal;
 use crate::support::etcd::Etcd;
 use crate::support::ws::connected;
 use crate::support::*;
+use nix::sys::signal::Signal;
 
 /// Flags for a page served under a host name that is not loopback, resolved to
 /// 127.0.0.1 by the browser itself (as a DNS-rebinding attack would arrange).

@@ -1,10 +1,9 @@
 //! Readiness notification for systemd `Type=notify`.
 
-
 use std::os::unix::net::UnixDatagram;
 
-use nix::sys::signal::Signal;
 use crate::support::*;
+use nix::sys::signal::Signal;
 
 #[test]
 fn ready_arrives_once_the_port_serves_and_stopping_on_sigterm() {

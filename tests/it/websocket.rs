@@ -1,11 +1,10 @@
 //! The WebSocket control protocol on `/`, with a real client.
 
-
 use std::path::Path;
 
-use serde_json::json;
 use crate::support::ws::*;
 use crate::support::*;
+use serde_json::json;
 
 #[tokio::test]
 async fn connect_gets_hello_ok() {

@@ -20,6 +20,7 @@ use gateway_domain::protocol::{self, goodbye::Goodbye};
 use gateway_domain::{Endpoint, GatewayIdentity, ServingGateway};
 
 use crate::cluster::ClusterGate;
+use crate::tls::TlsTermination;
 use tokio::net::TcpListener;
 
 pub use self::metrics::RestartHistory;
@@ -55,6 +56,9 @@ pub struct ServerSettings {
     pub restarts: RestartHistory,
     /// The protocol's clocks (docs/reference.md#websocket in the daemon; short ones in tests).
     pub timings: ProtocolTimings,
+    /// With `--tls-cert`/`--tls-key`: every connection is TLS (`https://`, `wss://`);
+    /// a client that does not speak it is not served.
+    pub tls: Option<TlsTermination>,
 }
 
 /// The protocol's two clocks. The daemon uses the defaults, the protocol's constants

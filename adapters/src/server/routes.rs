@@ -77,7 +77,7 @@ pub(crate) async fn handle(
                 }
             }
             Method::GET if status_page::wants_html(&request) => {
-                status_page::response(request_host(&request))
+                status_page::response(request_host(&request), state.tls.is_some())
             }
             Method::GET => error_response(
                 StatusCode::UPGRADE_REQUIRED,

@@ -17,6 +17,7 @@ use super::stop_stage::StopStage;
 use super::websocket::MessageBudget;
 use super::{ProtocolTimings, ServerSettings};
 use crate::cluster::{ClusterGate, Seat};
+use crate::tls::TlsTermination;
 
 /// Shared state of one gateway.
 pub(crate) struct GatewayState {
@@ -57,6 +58,8 @@ pub(crate) struct GatewayState {
     pub http: StopStage,
     /// With `--cluster-etcd`: the role, asked at each request.
     pub cluster: Option<Arc<ClusterGate>>,
+    /// With TLS: the handshake every accepted connection goes through first.
+    pub tls: Option<TlsTermination>,
 }
 
 impl GatewayState {
@@ -85,6 +88,7 @@ impl GatewayState {
             websockets: StopStage::default(),
             http: StopStage::default(),
             cluster: settings.cluster,
+            tls: settings.tls,
         }
     }
 

@@ -61,7 +61,8 @@ fn is_zero(q: &str) -> bool {
 
 /// The page, for a request addressed to `host` (its `Host` header, already checked
 /// by the Host guard when the gateway is bound on loopback).
-pub(crate) fn response(host: Option<&str>) -> Response<Full<Bytes>> {
+/// `tls`: whether the page was served over TLS, so that its WebSocket is `wss://`.
+pub(crate) fn response(host: Option<&str>, tls: bool) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(PAGE.as_bytes())));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -69,7 +70,7 @@ pub(crate) fn response(host: Option<&str>) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    if let Ok(policy) = HeaderValue::from_str(&content_security_policy(host)) {
+    if let Ok(policy) = HeaderValue::from_str(&content_security_policy(host, tls)) {
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
     headers.insert(
@@ -89,13 +90,13 @@ pub(crate) fn response(host: Option<&str>) -> Response<Full<Bytes>> {
 
 /// `default-src 'none'`, then exactly what the page uses: its inline script and style
 /// (by hash) and `fetch`/WebSocket to the gateway that served it. `'self'` covers
-/// `ws://` to the same host and port in CSP Level 3 browsers; the explicit
-/// `ws://HOST` is for older ones.
-fn content_security_policy(host: Option<&str>) -> String {
+/// `ws://` (`wss://` from an `https://` page) to the same host and port in CSP
+/// Level 3 browsers; the explicit `ws://HOST` (`wss://HOST`) is for older ones.
+fn content_security_policy(host: Option<&str>, tls: bool) -> String {
     let hashes = &*INLINE_HASHES;
     let mut connect = String::from("'self'");
     if let Some(host) = host.filter(|host| is_host_source(host)) {
-        connect.push_str(" ws://");
+        connect.push_str(if tls { " wss://" } else { " ws://" });
         connect.push_str(host);
     }
     format!(
@@ -200,7 +201,7 @@ mod tests {
 
     #[test]
     fn the_policy_allows_exactly_the_inline_blocks_by_hash() {
-        let policy = content_security_policy(Some("127.0.0.1:4000"));
+        let policy = content_security_policy(Some("127.0.0.1:4000"), false);
         assert!(policy.starts_with("default-src 'none'; "));
         let script = hash_source(inline_block(PAGE, "script"));
         assert!(
@@ -213,9 +214,14 @@ mod tests {
 
     #[test]
     fn the_websocket_source_is_the_host_the_page_was_served_under() {
-        let policy = content_security_policy(Some("localhost:4000"));
+        let policy = content_security_policy(Some("localhost:4000"), false);
         assert!(
             policy.contains("connect-src 'self' ws://localhost:4000;"),
+            "{policy}"
+        );
+        let policy = content_security_policy(Some("gw.example:4000"), true);
+        assert!(
+            policy.contains("connect-src 'self' wss://gw.example:4000;"),
             "{policy}"
         );
         for unusable in [
@@ -224,7 +230,7 @@ mod tests {
             Some("a b; script-src *"),
             Some("x:"),
         ] {
-            let policy = content_security_policy(unusable);
+            let policy = content_security_policy(unusable, false);
             assert!(
                 policy.contains("connect-src 'self';"),
                 "{unusable:?}: {policy}"
@@ -243,7 +249,7 @@ mod tests {
 
     #[test]
     fn the_page_is_served_as_html_with_its_policy() {
-        let response = response(Some("127.0.0.1:4000"));
+        let response = response(Some("127.0.0.1:4000"), false);
         assert_eq!(response.status(), StatusCode::OK);
         let headers = response.headers();
         assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
