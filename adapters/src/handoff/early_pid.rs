@@ -41,6 +41,17 @@ pub fn report_pid_after_fork(command: &mut Command) -> io::Result<PidReader> {
 }
 
 impl PidReader {
+    /// The child's pid if it has already been written, without waiting: for killing a
+    /// successor abandoned before its pid was read. (A write of 4 bytes to a pipe is
+    /// atomic: it is there whole or not at all.)
+    pub fn pid_now(&mut self) -> Option<u32> {
+        let mut bytes = [0u8; 4];
+        match self.receiver.try_read(&mut bytes) {
+            Ok(4) => u32::try_from(i32::from_ne_bytes(bytes)).ok(),
+            _ => None,
+        }
+    }
+
     /// The child's pid; `None` when the spawn ended without a fork having written it.
     pub async fn pid(&mut self) -> Option<u32> {
         let mut bytes = [0u8; 4];

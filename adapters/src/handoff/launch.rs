@@ -257,6 +257,9 @@ impl ExecSuccessor {
 
     /// SIGKILL to the successor wherever it is, without waiting for anything.
     fn kill_now(&mut self) {
+        if self.pid.is_none() {
+            self.pid = self.pid_reader.as_mut().and_then(PidReader::pid_now);
+        }
         match &mut self.start {
             Start::Running(child) => {
                 let _ = child.start_kill();
