@@ -13,9 +13,9 @@ use gateway_domain::protocol::goodbye::{self, Goodbye};
 
 use super::auth_throttle::AuthThrottle;
 use super::metrics::{Metrics, TextFormat};
+use super::settings::{ProtocolTimings, ServerSettings};
 use super::stop_stage::StopStage;
 use super::websocket::MessageBudget;
-use super::{ProtocolTimings, ServerSettings};
 use crate::cluster::{ClusterGate, Seat};
 use crate::tls::TlsTermination;
 
