@@ -141,17 +141,7 @@ pub struct RestartHistory {
 impl Metrics {
     pub fn new(version: &str, history: RestartHistory, clustered: bool) -> Self {
         let mut registry = Registry::with_prefix("gateway");
-
-        let build_info = Family::<[(&'static str, String); 1], Gauge>::default();
-        build_info
-            .get_or_create(&[("version", version.to_owned())])
-            .set(1);
-        registry.register(
-            "build_info",
-            "The running gateway's version (always 1)",
-            build_info,
-        );
-
+        register_build_info(&mut registry, version);
         let connections = Family::<Label, Gauge>::default();
         let websocket_connections = connections.get_or_create_owned(&[("kind", "websocket")]);
         let http_connections = connections.get_or_create_owned(&[("kind", "http")]);
@@ -161,88 +151,10 @@ impl Metrics {
              upgrades still in their handshake included)",
             connections,
         );
-
-        let handshakes = counters(
-            &mut registry,
-            "handshakes",
-            "WebSocket connect handshakes by outcome",
-            "outcome",
-            &HANDSHAKE_OUTCOMES,
-        );
-        let guard_refusals = counters(
-            &mut registry,
-            "guard_refusals",
-            "Requests, connections and messages refused by a guard",
-            "guard",
-            &GUARDS,
-        );
-        let requests = counters(
-            &mut registry,
-            "requests",
-            "WebSocket requests by method (other: unknown methods and invalid requests)",
-            "method",
-            &REQUEST_METHODS,
-        );
-        let close_labels: Vec<&'static str> = CLOSE_CODES
-            .iter()
-            .map(|(_, label)| *label)
-            .chain(["other"])
-            .collect();
-        let closes = counters(
-            &mut registry,
-            "websocket_closes_sent",
-            "WebSocket close frames sent by the gateway, by close code",
-            "code",
-            &close_labels,
-        );
-
-        let received_bytes = Counter::default();
-        registry.register(
-            "received_bytes",
-            "Bytes read from accepted connections (HTTP and WebSocket, headers and frames included)",
-            received_bytes.clone(),
-        );
-        let sent_bytes = Counter::default();
-        registry.register(
-            "sent_bytes",
-            "Bytes written to accepted connections (HTTP and WebSocket, headers and frames included)",
-            sent_bytes.clone(),
-        );
-
-        let restarts = counters(
-            &mut registry,
-            "restarts",
-            "Restarts by handoff: handed_over counts the handoffs that led to this process \
-             (carried across them), failed the attempts this process survived",
-            "outcome",
-            &RESTART_OUTCOMES,
-        );
-        restarts[0].inc_by(history.handed_over);
-        let takeover = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        takeover.set(history.takeover.map_or(0.0, |d| d.as_secs_f64()));
-        registry.register(
-            "takeover_seconds",
-            "How long this process took, from its start to serving, to take over from its \
-             predecessor (0 when it did not take over)",
-            takeover,
-        );
-        let cluster = clustered.then(|| {
-            let active = Gauge::default();
-            registry.register(
-                "cluster_active",
-                "1 while this gateway is the active holder of its cluster key, else 0 (standby)",
-                active.clone(),
-            );
-            let token = Gauge::default();
-            registry.register(
-                "cluster_fencing_token",
-                "The fencing token of the active term (the key's etcd create revision); 0 when \
-                 not active",
-                token.clone(),
-            );
-            (active, token)
-        });
-
+        let (handshakes, guard_refusals, requests, closes) = register_protocol(&mut registry);
+        let (received_bytes, sent_bytes) = register_traffic(&mut registry);
+        let restarts = register_restarts(&mut registry, history);
+        let cluster = clustered.then(|| register_cluster(&mut registry));
         Self {
             restarts,
             cluster,
@@ -369,6 +281,116 @@ fn counters(
         .collect();
     registry.register(name, help, family);
     handles
+}
+
+/// `gateway_build_info{version}`: always 1.
+fn register_build_info(registry: &mut Registry, version: &str) {
+    let build_info = Family::<[(&'static str, String); 1], Gauge>::default();
+    build_info
+        .get_or_create(&[("version", version.to_owned())])
+        .set(1);
+    registry.register(
+        "build_info",
+        "The running gateway's version (always 1)",
+        build_info,
+    );
+}
+
+/// The WebSocket protocol's counters: handshakes, guard refusals, requests, closes.
+type ProtocolCounters = (Vec<Counter>, Vec<Counter>, Vec<Counter>, Vec<Counter>);
+
+fn register_protocol(registry: &mut Registry) -> ProtocolCounters {
+    let handshakes = counters(
+        registry,
+        "handshakes",
+        "WebSocket connect handshakes by outcome",
+        "outcome",
+        &HANDSHAKE_OUTCOMES,
+    );
+    let guard_refusals = counters(
+        registry,
+        "guard_refusals",
+        "Requests, connections and messages refused by a guard",
+        "guard",
+        &GUARDS,
+    );
+    let requests = counters(
+        registry,
+        "requests",
+        "WebSocket requests by method (other: unknown methods and invalid requests)",
+        "method",
+        &REQUEST_METHODS,
+    );
+    let close_labels: Vec<&'static str> = CLOSE_CODES
+        .iter()
+        .map(|(_, label)| *label)
+        .chain(["other"])
+        .collect();
+    let closes = counters(
+        registry,
+        "websocket_closes_sent",
+        "WebSocket close frames sent by the gateway, by close code",
+        "code",
+        &close_labels,
+    );
+    (handshakes, guard_refusals, requests, closes)
+}
+
+/// Bytes read and written on accepted connections.
+fn register_traffic(registry: &mut Registry) -> (Counter, Counter) {
+    let received_bytes = Counter::default();
+    registry.register(
+        "received_bytes",
+        "Bytes read from accepted connections (HTTP and WebSocket, headers and frames included)",
+        received_bytes.clone(),
+    );
+    let sent_bytes = Counter::default();
+    registry.register(
+        "sent_bytes",
+        "Bytes written to accepted connections (HTTP and WebSocket, headers and frames included)",
+        sent_bytes.clone(),
+    );
+    (received_bytes, sent_bytes)
+}
+
+/// Restarts by outcome (handed_over carried across handoffs) and the takeover's time.
+fn register_restarts(registry: &mut Registry, history: RestartHistory) -> Vec<Counter> {
+    let restarts = counters(
+        registry,
+        "restarts",
+        "Restarts by handoff: handed_over counts the handoffs that led to this process \
+         (carried across them), failed the attempts this process survived",
+        "outcome",
+        &RESTART_OUTCOMES,
+    );
+    restarts[0].inc_by(history.handed_over);
+    let takeover = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    takeover.set(history.takeover.map_or(0.0, |d| d.as_secs_f64()));
+    registry.register(
+        "takeover_seconds",
+        "How long this process took, from its start to serving, to take over from its \
+         predecessor (0 when it did not take over)",
+        takeover,
+    );
+    restarts
+}
+
+/// The cluster role and fencing token, for a clustered gateway.
+fn register_cluster(registry: &mut Registry) -> (Gauge, Gauge) {
+    let active = Gauge::default();
+    registry.register(
+        "cluster_active",
+        "1 while this gateway is the active holder of its cluster key, else 0 (standby)",
+        active.clone(),
+    );
+    let token = Gauge::default();
+    registry.register(
+        "cluster_fencing_token",
+        "The fencing token of the active term (the key's etcd create revision); 0 when \
+         not active",
+        token.clone(),
+    );
+    (active, token)
 }
 
 #[cfg(test)]
