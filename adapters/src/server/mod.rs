@@ -4,6 +4,8 @@
 mod auth_throttle;
 mod connection;
 mod counted_stream;
+#[cfg(test)]
+mod in_process_tests;
 mod metrics;
 mod response;
 mod routes;
