@@ -3,13 +3,14 @@
 //! tried first, then the other one: a plain request to a TLS gateway (or a
 //! ClientHello to a plain one) gets no HTTP answer, only a quick close.
 
+use gateway_domain::ports::HolderProbe;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use gateway_domain::holder::HOLDER_PROBE_BUDGET;
-use gateway_domain::{Endpoint, HealthReport, Holder, HolderProbe};
+use gateway_domain::{Endpoint, HealthReport, Holder};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Request;
 use hyper_util::rt::TokioIo;

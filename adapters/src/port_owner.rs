@@ -4,13 +4,14 @@
 //! than `listeners` because it needs no extra system crates and reports exactly
 //! what the OS allows this user to see (other users' fds are unreadable).
 
+use gateway_domain::ports::PortOwnerLookup;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use gateway_domain::Endpoint;
+use gateway_domain::port_owner::PortOwners;
 #[cfg(target_os = "linux")]
 use gateway_domain::port_owner::ProcessInfo;
-use gateway_domain::port_owner::{PortOwnerLookup, PortOwners};
 
 /// How often `freed_within` looks again.
 const POLL: Duration = Duration::from_millis(10);

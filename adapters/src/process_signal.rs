@@ -1,9 +1,9 @@
 //! Signalling other processes, for `gateway stop` and `--force`: the domain's
 //! `ProcessControl` over `kill(2)` and `/proc/PID/stat`.
 
+use gateway_domain::ports::ProcessControl;
 use std::io;
 
-use gateway_domain::process_control::ProcessControl;
 pub use gateway_domain::process_control::StopSignal;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};

@@ -9,6 +9,7 @@
 //! itself may end in a symbolic link only when that link belongs to the gateway's user
 //! or to root (docs/security.md says why).
 
+use gateway_domain::ports::ProfileLocker;
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,9 +17,7 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gateway_domain::profile::{
-    LOCK_FILE_NAME, LockRecord, ProfileLockFailure, ProfileLocker, StateDirProblem,
-};
+use gateway_domain::profile::{LOCK_FILE_NAME, LockRecord, ProfileLockFailure, StateDirProblem};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;

@@ -1,6 +1,6 @@
 //! systemd readiness notification (`Type=notify`) over `NOTIFY_SOCKET`.
 
-use gateway_domain::ServiceNotifier;
+use gateway_domain::ports::ServiceNotifier;
 use sd_notify::NotifyState;
 
 /// Sends `READY=1`, `STOPPING=1`, `RELOADING=1` and `MAINPID=` when `NOTIFY_SOCKET` is set; does nothing

@@ -1,11 +1,12 @@
 //! The real binder: an exclusive TCP listener built with `socket2`. Socket options
 //! live here and nowhere else.
 
+use gateway_domain::ports::PortBinder;
 use std::io;
 use std::net::SocketAddr;
 
 use async_trait::async_trait;
-use gateway_domain::{Endpoint, GatewayLockError, PortBinder, classify_bind_error};
+use gateway_domain::{Endpoint, GatewayLockError, classify_bind_error};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 

@@ -2,6 +2,7 @@
 //! passed), lock the profile, serve, then either stop in the contract's order or hand
 //! everything to a successor. Only wiring: every decision is in `gateway-domain`.
 
+use gateway_domain::ports::ServiceNotifier;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use gateway_domain::handoff::{SUCCESSOR_DEADLINE, SuccessorWord};
 use gateway_domain::ports::StopTrigger;
 use gateway_domain::profile::ProfileName;
 use gateway_domain::protocol;
-use gateway_domain::{Endpoint, ExitCode, GatewayIdentity, ServiceNotifier};
+use gateway_domain::{Endpoint, ExitCode, GatewayIdentity};
 use tokio::net::TcpListener;
 
 use crate::cli::RunArgs;

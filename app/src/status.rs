@@ -1,12 +1,13 @@
 //! `gateway status`: what holds the port, as a summary or one JSON object.
 
+use gateway_domain::ports::{PortOwnerLookup, ProfileLocker};
 use std::time::Duration;
 
 use gateway_adapters::holder_probe::is_accepting;
 use gateway_adapters::{FileProfileLocker, HttpHolderProbe, ProcPortOwners};
-use gateway_domain::port_owner::PortOwnerLookup;
+
 use gateway_domain::port_status::PortStatus;
-use gateway_domain::profile::{ProfileLocker, ProfileName};
+use gateway_domain::profile::ProfileName;
 use gateway_domain::target_profile::{as_stopped, check_profile};
 use gateway_domain::{Endpoint, ExitCode, Holder};
 

@@ -1,12 +1,13 @@
 //! `gateway stop`: SIGTERM to the gateway on the port, after checking it is one, then
 //! wait until the port is free and the process gone.
 
+use gateway_domain::ports::ProcessControl;
 use std::time::{Duration, Instant};
 
 use gateway_adapters::SystemProcesses;
 use gateway_adapters::holder_probe::is_accepting;
 use gateway_domain::port_status::{StopPlan, plan_stop};
-use gateway_domain::process_control::{ProcessControl, StopSignal};
+use gateway_domain::process_control::StopSignal;
 use gateway_domain::{Endpoint, ExitCode};
 
 use crate::cli::StopArgs;

@@ -1,13 +1,12 @@
 //! Test doubles of the ports the lifecycle runs on: mockall mocks for the calls whose
 //! order matters, channel-driven fakes for the triggers and the successor.
 
+use gateway_domain::ports::{Successor, SuccessorLauncher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gateway_domain::handoff::{
-    InheritedLease, RestartAnswer, Successor, SuccessorLauncher, SuccessorReport,
-};
+use gateway_domain::handoff::{InheritedLease, RestartAnswer, SuccessorReport};
 use gateway_domain::ports::{
     RestartRequest, RestartResponder, RestartTrigger, ServiceNotifier, ServingGateway, StopTrigger,
 };

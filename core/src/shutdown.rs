@@ -1,10 +1,11 @@
 //! The stop sequence (docs/reference.md#stopping), in its order, under one deadline;
 //! and the letting go after a handoff (docs/reference.md#restart).
 
+use gateway_domain::ports::{ServiceNotifier, ServingGateway};
 use std::time::Duration;
 
 use gateway_domain::protocol::goodbye::{self, Goodbye};
-use gateway_domain::{ServiceNotifier, ServingGateway};
+
 use tokio::time::Instant;
 
 use crate::membership::Membership;

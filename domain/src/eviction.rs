@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use crate::endpoint::Endpoint;
-use crate::port_owner::{PortOwnerLookup, PortOwners};
-use crate::process_control::{ProcessControl, StopSignal};
+use crate::port_owner::PortOwners;
+use crate::ports::{PortOwnerLookup, ProcessControl};
+use crate::process_control::StopSignal;
 
 /// How long a holder has to go after SIGTERM before SIGKILL (2 s, docs/reference.md#operations).
 pub const TERM_GRACE: Duration = Duration::from_secs(2);
@@ -114,7 +115,8 @@ async fn released(
 mod tests {
     use super::*;
     use crate::port_owner::ProcessInfo;
-    use crate::process_control::MockProcessControl;
+    use crate::ports::MockProcessControl;
+
     use async_trait::async_trait;
     use mockall::{mock, predicate::eq};
     use std::io;

@@ -2,9 +2,6 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-
-use crate::endpoint::Endpoint;
 use crate::identity::HealthReport;
 
 /// How long the holder of a taken port has to answer `/healthz` before it is taken
@@ -18,13 +15,4 @@ pub enum Holder {
     Gateway(Box<HealthReport>),
     /// Anything else: no answer in time, not HTTP, or not a gateway's body.
     Unconfirmed,
-}
-
-/// Asks whoever holds a port what it is.
-#[async_trait]
-pub trait HolderProbe: Send + Sync {
-    /// MUST return within [`HOLDER_PROBE_BUDGET`] (plus scheduling slack) and MUST
-    /// return [`Holder::Unconfirmed`] on any failure: the probe never fails a start
-    /// on its own.
-    async fn identify(&self, endpoint: Endpoint) -> Holder;
 }

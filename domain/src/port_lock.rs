@@ -5,11 +5,10 @@
 
 use crate::classify::is_ipv6_loopback_missing;
 use crate::endpoint::Endpoint;
-use crate::holder::{Holder, HolderProbe};
+use crate::holder::Holder;
 use crate::lock_error::GatewayLockError;
 use crate::lock_policy::Refusal;
-use crate::port_binder::PortBinder;
-use crate::port_owner::PortOwnerLookup;
+use crate::ports::{HolderProbe, PortBinder, PortOwnerLookup};
 
 /// The port, held. Dropping it releases the port.
 #[derive(Debug)]

@@ -1,11 +1,5 @@
 //! Which process owns a listening socket, as far as the OS lets us see.
 
-use std::time::Duration;
-
-use async_trait::async_trait;
-
-use crate::endpoint::Endpoint;
-
 /// A process, as the OS names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -57,19 +51,4 @@ impl PortOwners {
             }
         }
     }
-}
-
-/// Looks up the owners of the listening sockets on an endpoint's port.
-#[async_trait]
-pub trait PortOwnerLookup: Send + Sync {
-    /// MUST NOT fail: what cannot be seen is [`PortOwners::Hidden`] or
-    /// [`PortOwners::Unknown`]. MUST NOT block the caller's thread while it looks
-    /// (a look may walk every process's descriptors).
-    async fn owners(&self, endpoint: Endpoint) -> PortOwners;
-
-    /// Resolves `true` as soon as nothing listens on `endpoint`'s port any more
-    /// ([`PortOwners::None`], or only an outgoing connection's
-    /// [`PortOwners::EphemeralRange`]), `false` once `within` has passed with it still
-    /// held. MUST wait without blocking the caller's thread.
-    async fn freed_within(&self, endpoint: Endpoint, within: Duration) -> bool;
 }

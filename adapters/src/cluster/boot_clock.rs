@@ -1,9 +1,10 @@
 //! The domain's `Clock` on Linux: `CLOCK_MONOTONIC` beside `CLOCK_BOOTTIME`, which
 //! keeps counting while the machine is suspended.
 
+use gateway_domain::ports::Clock;
 use std::time::Duration;
 
-use gateway_domain::cluster::{Clock, Reading};
+use gateway_domain::cluster::Reading;
 use nix::time::{ClockId, clock_gettime};
 
 /// Reads both clocks. Where `CLOCK_BOOTTIME` is missing (not Linux), the monotonic

@@ -11,11 +11,12 @@
 //! Why JSON over HTTP/1.1 and not gRPC: docs/architecture.md, "Decision: the etcd
 //! client" (no `protoc` at build time, no HTTP/2 pings for etcd to call abusive).
 
+use gateway_domain::ports::ClusterLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use gateway_domain::cluster::{
-    Acquisition, ClusterKey, ClusterLock, HeldLock, HolderRecord, LeaseId, LockFault,
+    Acquisition, ClusterKey, HeldLock, HolderRecord, LeaseId, LockFault,
 };
 
 use super::etcd_json::{

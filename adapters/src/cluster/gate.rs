@@ -6,10 +6,11 @@
 //! that wakes from SIGSTOP or a suspend answers "standby" from its first request on,
 //! before its own keep-alive task has even run.
 
+use gateway_domain::ports::Clock;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use gateway_domain::cluster::{Clock, ClusterView, LeaseWatch, Role, Standing};
+use gateway_domain::cluster::{ClusterView, LeaseWatch, Role, Standing};
 use gateway_domain::ports::RoleBoard;
 use tokio_util::sync::CancellationToken;
 

@@ -2,6 +2,7 @@
 //! process was started from, with copies of the listeners, the profile lock file and
 //! the control socket at fixed descriptor numbers, and listen for its word.
 
+use gateway_domain::ports::{Successor, SuccessorLauncher};
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -14,8 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use command_fds::{CommandFdExt, FdMapping};
 use gateway_domain::handoff::{
-    HANDOFF_ENV, HandoffSpec, InheritedLease, Successor, SuccessorLauncher, SuccessorReport,
-    SuccessorWord,
+    HANDOFF_ENV, HandoffSpec, InheritedLease, SuccessorReport, SuccessorWord,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;

@@ -15,11 +15,12 @@ mod status_page;
 mod stop_stage;
 mod websocket;
 
+use gateway_domain::ports::ServingGateway;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use gateway_domain::Endpoint;
 use gateway_domain::protocol::goodbye::Goodbye;
-use gateway_domain::{Endpoint, ServingGateway};
 
 use tokio::net::TcpListener;
 

@@ -117,7 +117,7 @@ impl LeaseWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::clock::{Clock, MockClock};
+    use crate::ports::{Clock, MockClock};
     use mockall::Sequence;
 
     const TTL: Duration = Duration::from_secs(10);

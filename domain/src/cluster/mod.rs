@@ -10,10 +10,10 @@ pub mod lease_watch;
 pub mod lock;
 pub mod role;
 
-pub use clock::{Clock, Reading};
+pub use clock::Reading;
 pub use custody::LeaseCustody;
 pub use error::ClusterLockError;
 pub use key::ClusterKey;
 pub use lease_watch::{LeaseWatch, Standing};
-pub use lock::{Acquisition, ClusterLock, HeldLock, HolderRecord, LeaseId, LockFault};
+pub use lock::{Acquisition, HeldLock, HolderRecord, LeaseId, LockFault};
 pub use role::{AfterLoss, ClusterView, Role};

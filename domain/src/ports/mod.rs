@@ -1,5 +1,5 @@
-//! Every port of the domain in one place: the traits through which it reaches the
-//! world, each with its MUST-contract where it is defined. `docs/architecture.md`
+//! Every port of the domain, defined here and imported from here only: the traits
+//! through which it reaches the world, each with its MUST-contracts. `docs/architecture.md`
 //! has the same list as a table with each port's real adapter and test double.
 //!
 //! | port | promises |
@@ -17,19 +17,32 @@
 //! | [`RoleBoard`] | the cluster role, written by the membership, read by the server |
 //! | [`StopTrigger`], [`RestartTrigger`] | stop and restart requests, whatever their origin |
 
+mod clock;
+mod cluster_lock;
+mod holder_probe;
+mod notifier;
+mod port_binder;
+mod port_owner_lookup;
+mod process_control;
+mod profile_locker;
 mod role_board;
+mod serving;
+mod successor;
 mod triggers;
 
+pub use clock::Clock;
+#[cfg(test)]
+pub use clock::MockClock;
+pub use cluster_lock::ClusterLock;
+pub use holder_probe::HolderProbe;
+pub use notifier::ServiceNotifier;
+pub use port_binder::PortBinder;
+pub use port_owner_lookup::PortOwnerLookup;
+#[cfg(test)]
+pub use process_control::MockProcessControl;
+pub use process_control::ProcessControl;
+pub use profile_locker::ProfileLocker;
 pub use role_board::RoleBoard;
+pub use serving::ServingGateway;
+pub use successor::{Successor, SuccessorLauncher};
 pub use triggers::{RestartRequest, RestartResponder, RestartTrigger, StopTrigger};
-
-pub use crate::cluster::clock::Clock;
-pub use crate::cluster::lock::ClusterLock;
-pub use crate::handoff::{Successor, SuccessorLauncher};
-pub use crate::holder::HolderProbe;
-pub use crate::notifier::ServiceNotifier;
-pub use crate::port_binder::PortBinder;
-pub use crate::port_owner::PortOwnerLookup;
-pub use crate::process_control::ProcessControl;
-pub use crate::profile::ProfileLocker;
-pub use crate::serving::ServingGateway;
