@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gateway_domain::handoff::{InheritedLease, RestartAnswer, SuccessorReport};
+use gateway_domain::handoff::{InheritedLease, LaunchError, RestartAnswer, SuccessorReport};
 use gateway_domain::ports::{
     RestartRequest, RestartResponder, RestartTrigger, ServiceNotifier, ServingGateway, StopTrigger,
 };
@@ -137,7 +137,7 @@ pub struct FakeSuccessor {
 impl SuccessorLauncher for FakeLauncher {
     type Successor = FakeSuccessor;
 
-    fn launch(&self) -> Result<FakeSuccessor, String> {
+    fn launch(&self) -> Result<FakeSuccessor, LaunchError> {
         self.record.lock().unwrap().launched += 1;
         Ok(FakeSuccessor {
             reports: Arc::clone(&self.reports),

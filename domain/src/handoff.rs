@@ -127,6 +127,16 @@ impl HandoffSpec {
     }
 }
 
+/// A successor could not be started at all: the program and the OS's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{program}: {reason}")]
+pub struct LaunchError {
+    /// The executable tried.
+    pub program: String,
+    /// Why it could not be started (the OS error).
+    pub reason: String,
+}
+
 /// What a successor writes on its report pipe: one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SuccessorWord {
@@ -288,7 +298,7 @@ mod tests {
         Launcher {}
         impl SuccessorLauncher for Launcher {
             type Successor = MockChild;
-            fn launch(&self) -> Result<MockChild, String>;
+            fn launch(&self) -> Result<MockChild, LaunchError>;
         }
     }
 
@@ -412,15 +422,18 @@ mod tests {
     #[test]
     fn a_launch_that_fails_leaves_nothing_to_kill() {
         let mut launcher = MockLauncher::new();
-        launcher
-            .expect_launch()
-            .returning(|| Err("No such file or directory (os error 2)".into()));
+        launcher.expect_launch().returning(|| {
+            Err(LaunchError {
+                program: "/usr/bin/gateway".into(),
+                reason: "No such file or directory (os error 2)".into(),
+            })
+        });
         let HandoffOutcome::Failed(failure) = run(&launcher) else {
             panic!("handed over to nothing")
         };
         assert_eq!(
             failure.to_string(),
-            "restart failed: cannot start the new process: No such file or directory (os error 2)"
+            "restart failed: cannot start the new process: /usr/bin/gateway: No such file or directory (os error 2)"
         );
     }
 

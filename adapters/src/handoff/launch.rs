@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use command_fds::{CommandFdExt, FdMapping};
 use gateway_domain::handoff::{
-    HANDOFF_ENV, HandoffSpec, InheritedLease, SuccessorReport, SuccessorWord,
+    HANDOFF_ENV, HandoffSpec, InheritedLease, LaunchError, SuccessorReport, SuccessorWord,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
@@ -180,9 +180,11 @@ impl ExecLauncher {
 impl SuccessorLauncher for ExecLauncher {
     type Successor = ExecSuccessor;
 
-    fn launch(&self) -> Result<ExecSuccessor, String> {
-        self.spawn()
-            .map_err(|error| format!("{}: {error}", self.program.display()))
+    fn launch(&self) -> Result<ExecSuccessor, LaunchError> {
+        self.spawn().map_err(|error| LaunchError {
+            program: self.program.display().to_string(),
+            reason: error.to_string(),
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::handoff::SuccessorReport;
+use crate::handoff::{LaunchError, SuccessorReport};
 
 /// A started successor process, seen from the process that started it.
 #[async_trait::async_trait]
@@ -34,5 +34,5 @@ pub trait SuccessorLauncher: Send + Sync {
     /// from, with the same arguments and environment, passing it the listeners, the
     /// profile lock file and a report pipe. MUST leave everything this process holds
     /// as it was when it fails.
-    fn launch(&self) -> Result<Self::Successor, String>;
+    fn launch(&self) -> Result<Self::Successor, LaunchError>;
 }
