@@ -26,9 +26,9 @@ pub fn run(started: Instant) -> ExitCode {
         Some(Command::Restart(args)) => serve_on_runtime(restart::run(args)),
         Some(Command::Completions(args)) => completions::run(&args),
         None => {
-            logging::init(cli.run.log_format);
             // The bind is the first start-up work: it is done on a runtime without worker
-            // threads, so a refused start exits before the serving runtime exists.
+            // threads, so a refused start exits before the serving runtime exists, and
+            // before logging is set up, which a refusal (plain stderr lines) never uses.
             let early = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -37,7 +37,10 @@ pub fn run(started: Instant) -> ExitCode {
                 Err(_) => Ok(None),
             };
             match early {
-                Ok(taken) => serve_on_runtime(daemon::run(cli.run, started, executable, taken)),
+                Ok(taken) => {
+                    logging::init(cli.run.log_format);
+                    serve_on_runtime(daemon::run(cli.run, started, executable, taken))
+                }
                 Err(code) => code,
             }
         }

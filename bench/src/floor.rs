@@ -1,10 +1,21 @@
-//! The fail-fast floor: `bench/floor/bind_floor.c`, a program that only binds the port
-//! (as the gateway does) and exits on EADDRINUSE, compiled with `cc` at bench time and
-//! timed beside each target's refused start.
+//! The fail-fast floors: `bench/floor/bind_floor.c`, compiled with `cc` at bench time
+//! and timed beside each target's refused start. One program, two modes: *bind* only
+//! binds the port (as the gateway does) and exits on EADDRINUSE; *bind + probe* also
+//! does the rest of a refused start's work, one `/healthz` probe of the holder.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// What the floor program does after its refused bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Nothing: exit 78 at once.
+    Bind,
+    /// Print the first line, probe the holder's `/healthz` (connect, request, read the
+    /// answer, check it is a gateway's), print a detail line, exit 78.
+    BindProbe,
+}
 
 /// The compiled floor program.
 pub struct Floor {
@@ -34,10 +45,14 @@ impl Floor {
         })
     }
 
-    /// Exec -> exit of one refused bind on `port` (which something must hold).
-    pub fn refused_start(&self, port: u16) -> Duration {
+    /// Exec -> exit of one refused start on `port` (which a gateway must hold).
+    pub fn refused_start(&self, mode: Mode, port: u16) -> Duration {
         let started = Instant::now();
-        let status = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if mode == Mode::BindProbe {
+            command.arg("--probe");
+        }
+        let status = command
             .arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -45,7 +60,11 @@ impl Floor {
             .status()
             .expect("run the floor program");
         let elapsed = started.elapsed();
-        assert_eq!(status.code(), Some(78), "the floor's refused bind exits 78");
+        assert_eq!(
+            status.code(),
+            Some(78),
+            "the floor's refused start ({mode:?}) exits 78"
+        );
         elapsed
     }
 }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use floor::Floor;
-use report::{Figures, Machine};
+use report::{FailFastFigures, Figures, Machine};
 use restart_load::Load;
 use stats::{median, ms};
 use target::Target;
@@ -27,12 +27,16 @@ struct Options {
     gateway: PathBuf,
     node: PathBuf,
     reference: PathBuf,
-    /// The bind-and-exit floor's C source, compiled beside the gateway binary.
+    /// The floors' C source (bind and exit; bind + probe and exit), compiled beside
+    /// the gateway binary.
     floor_source: PathBuf,
     out: PathBuf,
     quick: bool,
     /// Measure the gateway only and print its figures (for tuning); writes nothing.
     gateway_only: bool,
+    /// Measure only the gateway's refused start beside its floors and print the
+    /// figures (for tuning start-up); writes nothing.
+    fail_fast_only: bool,
     /// Restarts per restart-under-load run (default 10, or 3 with `--quick`).
     restarts: Option<usize>,
     /// Only drive `health` load at a server already on this port (for profiling).
@@ -48,6 +52,7 @@ fn parse_options() -> Options {
         out: "docs/benchmarks.md".into(),
         quick: false,
         gateway_only: false,
+        fail_fast_only: false,
         load_port: None,
         restarts: None,
     };
@@ -66,6 +71,7 @@ fn parse_options() -> Options {
             "--out" => options.out = value(),
             "--quick" => options.quick = true,
             "--gateway-only" => options.gateway_only = true,
+            "--fail-fast-only" => options.fail_fast_only = true,
             "--restarts" => {
                 options.restarts = Some(
                     value()
@@ -91,7 +97,7 @@ fn parse_options() -> Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--floor-source FILE.c] [--out FILE.md] [--quick] [--gateway-only] [--restarts N] [--load-port PORT]"
+        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--floor-source FILE.c] [--out FILE.md] [--quick] [--gateway-only] [--fail-fast-only] [--restarts N] [--load-port PORT]"
     );
     std::process::exit(2);
 }
@@ -100,11 +106,8 @@ async fn figures(target: &Target, floor: &Floor, options: &Options) -> Figures {
     let quick = options.quick;
     let name = target.name();
     let runs = if quick { 20 } else { 100 };
-    eprintln!("[{name}] fail-fast beside the bind-and-exit floor, and ready ({runs} runs each)");
-    let fail_fast = startup::fail_fast(target, floor, runs);
-    let fail_fast_ms = ms(median(&fail_fast.target));
-    let floor_ms = ms(median(&fail_fast.floor));
-    let first_line_ms = ms(median(&fail_fast.first_line));
+    eprintln!("[{name}] fail-fast beside its two floors, and ready ({runs} runs each)");
+    let fail_fast = FailFastFigures::of(&startup::fail_fast(target, floor, runs));
     let ready_ms = ms(median(&startup::ready(target, runs)));
 
     let gap_runs = if quick { 1 } else { 5 };
@@ -159,9 +162,7 @@ async fn figures(target: &Target, floor: &Floor, options: &Options) -> Figures {
     let memory = memory::measure(target, 2000).await;
     Figures {
         name,
-        fail_fast_ms,
-        floor_ms,
-        first_line_ms,
+        fail_fast,
         ready_ms,
         gaps,
         restart_paced,
@@ -190,7 +191,7 @@ async fn main() {
     }
     let floor_binary = options.gateway.with_file_name("bind-floor");
     let floor = Floor::compile(&options.floor_source, &floor_binary).unwrap_or_else(|error| {
-        eprintln!("gateway-bench: cannot build the bind-and-exit floor: {error}");
+        eprintln!("gateway-bench: cannot build the fail-fast floors: {error}");
         std::process::exit(1);
     });
     let gateway = Target::Gateway {
@@ -200,16 +201,32 @@ async fn main() {
         node: options.node.clone(),
         script: options.reference.clone(),
     };
+    if options.fail_fast_only {
+        let runs = if options.quick { 20 } else { 100 };
+        let f = FailFastFigures::of(&startup::fail_fast(&gateway, &floor, runs));
+        println!(
+            "fail-fast {:.3} ms (first line {:.3} ms), bind floor {:.3} ms ({:.2}x), bind+probe floor {:.3} ms ({:.2}x), {runs} runs",
+            f.fail_fast_ms,
+            f.first_line_ms,
+            f.floor_ms,
+            f.fail_fast_ms / f.floor_ms,
+            f.probe_floor_ms,
+            f.fail_fast_ms / f.probe_floor_ms,
+        );
+        return;
+    }
     let ours = figures(&gateway, &floor, &options).await;
     if options.gateway_only {
         let paced = report::RestartLoadSummary::of(&ours.restart_paced);
         let flat_out = report::RestartLoadSummary::of(&ours.restart_flat_out);
         println!(
-            "fail-fast {:.2} ms (first line {:.2} ms), floor {:.2} ms ({:.2}x), ready {:.2} ms\ngaps (clients, ms, clean share): {:?}\nrestarts under paced load: {paced:?}\nrestarts under flat-out load: {flat_out:?}\nSIGHUP -> serving with no load: {:.2} ms\nthroughput (conns, rps, p50 ms, p99 ms): {:?}\nidle RSS {:.2} MiB, per connection {:.2} KiB",
-            ours.fail_fast_ms,
-            ours.first_line_ms,
-            ours.floor_ms,
-            ours.fail_fast_ms / ours.floor_ms,
+            "fail-fast {:.2} ms (first line {:.2} ms), bind floor {:.2} ms ({:.2}x), bind+probe floor {:.2} ms ({:.2}x), ready {:.2} ms\ngaps (clients, ms, clean share): {:?}\nrestarts under paced load: {paced:?}\nrestarts under flat-out load: {flat_out:?}\nSIGHUP -> serving with no load: {:.2} ms\nthroughput (conns, rps, p50 ms, p99 ms): {:?}\nidle RSS {:.2} MiB, per connection {:.2} KiB",
+            ours.fail_fast.fail_fast_ms,
+            ours.fail_fast.first_line_ms,
+            ours.fail_fast.floor_ms,
+            ours.fail_fast.fail_fast_ms / ours.fail_fast.floor_ms,
+            ours.fail_fast.probe_floor_ms,
+            ours.fail_fast.fail_fast_ms / ours.fail_fast.probe_floor_ms,
             ours.ready_ms,
             ours.gaps,
             ours.idle_serving_ms,

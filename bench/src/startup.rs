@@ -1,20 +1,24 @@
-//! Fail-fast (exec to exit of a refused start, beside the bind-and-exit floor) and
-//! ready (exec to first /healthz 200).
+//! Fail-fast (exec to exit of a refused start, beside its two floors: bind and exit,
+//! and bind + `/healthz` probe + exit) and ready (exec to first /healthz 200).
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::floor::Floor;
+use crate::floor::{Floor, Mode};
 use crate::target::{Target, free_port, healthz_ok};
 
-/// Refused starts of `target` and of the floor, interleaved against the same holder
-/// so that both see the same machine at the same moments.
+/// Refused starts of `target` and of both floors, interleaved against the same holder
+/// so that all three see the same machine at the same moments.
 pub struct FailFast {
     pub target: Vec<Duration>,
     /// Exec to the first line on the target's stderr (the refusal's first line).
     pub first_line: Vec<Duration>,
+    /// The floor that only binds and exits.
     pub floor: Vec<Duration>,
+    /// The floor that binds, probes the holder's `/healthz` and exits: the same work
+    /// as the gateway's refused start.
+    pub probe_floor: Vec<Duration>,
 }
 
 pub fn fail_fast(target: &Target, floor: &Floor, runs: usize) -> FailFast {
@@ -46,15 +50,18 @@ pub fn fail_fast(target: &Target, floor: &Floor, runs: usize) -> FailFast {
         target: Vec::with_capacity(runs),
         first_line: Vec::with_capacity(runs),
         floor: Vec::with_capacity(runs),
+        probe_floor: Vec::with_capacity(runs),
     };
     for run in 0..runs {
-        // Alternate which goes first, so neither always runs on a warmer cache.
-        if run % 2 == 0 {
-            refused_start(&mut samples);
-            samples.floor.push(floor.refused_start(port));
-        } else {
-            samples.floor.push(floor.refused_start(port));
-            refused_start(&mut samples);
+        // Rotate which goes first, so none always runs on a warmer cache.
+        for turn in 0..3 {
+            match (run + turn) % 3 {
+                0 => refused_start(&mut samples),
+                1 => samples.floor.push(floor.refused_start(Mode::Bind, port)),
+                _ => samples
+                    .probe_floor
+                    .push(floor.refused_start(Mode::BindProbe, port)),
+            }
         }
     }
     samples
