@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use gateway_domain::handoff::RestartAnswer;
 use gateway_domain::ports::{RestartRequest, RestartResponder, RestartTrigger, StopTrigger};
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::handoff::control::{ControlSocket, RestartCall};
 
@@ -47,25 +49,67 @@ impl RestartSignal {
 }
 
 /// Every way to ask for a restart: SIGHUP, and the control socket when there is one.
+/// The control socket is read by a task of its own, so that a request already
+/// accepted is never lost when the lifecycle stops waiting for the next one (waiting
+/// is cancelled whenever another event wins).
 pub struct RestartTriggers {
     /// `None` where no signal handler is wanted (a gateway run in-process by tests).
-    pub signal: Option<RestartSignal>,
-    /// `None` when the control socket could not be had (SIGHUP still works).
-    pub control: Option<ControlSocket>,
+    signal: Option<RestartSignal>,
+    /// Well-formed `gateway restart` calls, in arrival order.
+    calls: Option<mpsc::Receiver<RestartCall>>,
+    /// The task reading the control socket; ended (and the socket closed) on drop.
+    reader: Option<JoinHandle<()>>,
+}
+
+impl RestartTriggers {
+    pub fn new(signal: Option<RestartSignal>, control: Option<ControlSocket>) -> Self {
+        let Some(control) = control else {
+            return Self {
+                signal,
+                calls: None,
+                reader: None,
+            };
+        };
+        let (sender, calls) = mpsc::channel(8);
+        let reader = tokio::spawn(async move {
+            loop {
+                let call = control.next_request().await;
+                if sender.send(call).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            signal,
+            calls: Some(calls),
+            reader: Some(reader),
+        }
+    }
+}
+
+impl Drop for RestartTriggers {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.abort();
+        }
+    }
 }
 
 #[async_trait]
 impl RestartTrigger for RestartTriggers {
     async fn next(&mut self) -> RestartRequest {
-        let call = async {
-            match &self.control {
-                Some(control) => control.next_request().await,
-                None => std::future::pending().await,
-            }
-        };
         let hangup = async {
             match &mut self.signal {
                 Some(signal) => signal.0.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let call = async {
+            match &mut self.calls {
+                Some(calls) => match calls.recv().await {
+                    Some(call) => call,
+                    None => std::future::pending().await,
+                },
                 None => std::future::pending().await,
             }
         };

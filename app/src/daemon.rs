@@ -162,10 +162,7 @@ async fn serve(
     announce(endpoint, predecessor.as_mut(), &notifier);
     tracing::info!(profile = %profile, state_dir = %state_dir.display(), "profile locked");
 
-    let mut restarts = RestartTriggers {
-        signal: restart_signal,
-        control,
-    };
+    let mut restarts = RestartTriggers::new(restart_signal, control);
     let predecessor_alive = || predecessor.as_ref().is_some_and(Predecessor::still_running);
     let serving = Serving {
         gateway: &server,

@@ -990,9 +990,18 @@ fn an_old_process_frozen_during_the_handoff_never_revokes_the_lease_it_handed_ov
     assert_eq!(active_token(standby.port), None);
 
     lineage.signal(old, Signal::SIGHUP);
-    let new = poll_until("the new process to be forked", DEADLINE, || {
-        live_children(old).first().copied()
-    });
+    let forked_by = Instant::now() + DEADLINE;
+    let new = loop {
+        if let Some(child) = live_children(old).first().copied() {
+            break child;
+        }
+        assert!(
+            Instant::now() < forked_by,
+            "no new process was forked; log:\n{}",
+            lineage.log()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
     lineage.signal(old, Signal::SIGSTOP);
     lineage.wait_serving("the new process", |pid| pid == new);
     // Frozen for 1.5 TTLs, then woken: its watch has lapsed by then.
