@@ -4,11 +4,13 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use gateway_adapters::handoff::session_channel::SenderSlot;
 use gateway_adapters::handoff::{
     ControlSocket, ExecLauncher, HeldDescriptors, Inheritance, Predecessor, take_handoff,
     take_socket_activation,
@@ -57,6 +59,8 @@ struct Holdings {
     inherited_lease: Option<InheritedLease>,
     /// How many handoffs led to this process (0 for a fresh start).
     handoffs: u64,
+    /// The predecessor's session channel, when it moves its sessions here.
+    sessions: Option<OwnedFd>,
 }
 
 /// The port, taken before anything else of the start-up and before the serving runtime
@@ -253,6 +257,7 @@ async fn take_the_lock(
         predecessor: None,
         inherited_lease: None,
         handoffs: 0,
+        sessions: None,
     })
 }
 
@@ -292,6 +297,7 @@ fn adopt(inherited: Result<Inheritance, String>) -> Result<Holdings, ExitCode> {
         predecessor: Some(inheritance.predecessor),
         inherited_lease: inheritance.lease,
         handoffs: inheritance.handoffs,
+        sessions: inheritance.sessions,
     })
 }
 
@@ -337,6 +343,7 @@ async fn serve(
         mut predecessor,
         inherited_lease: _,
         handoffs,
+        sessions,
     } = holdings;
     make_room_for_connections(args.max_connections);
     let endpoint = listeners[0].0;
@@ -348,14 +355,19 @@ async fn serve(
         }
     };
     let lender = Arc::clone(&cluster.membership);
+    let session_channel = SenderSlot::default();
     let launcher = ExecLauncher::new(executable.program, executable.args, held)
         .after_handoffs(handoffs)
-        .with_lease(Box::new(move || lender.lend()));
+        .with_lease(Box::new(move || lender.lend()))
+        .with_session_channel(Arc::clone(&session_channel));
     let takeover = predecessor.as_ref().map(|_| started.elapsed());
     let settings = server_settings(
         &args, &profile, endpoint, started, &cluster, handoffs, takeover,
     );
-    let server = GatewayServer::serve(listeners, settings);
+    let server = GatewayServer::serve(listeners, settings).move_sessions_through(session_channel);
+    if let (Some(channel), Some(predecessor)) = (sessions, predecessor.as_ref()) {
+        server.take_sessions(channel, predecessor.pid());
+    }
     let notifier = SystemdNotifier;
     announce(endpoint, predecessor.as_mut(), &notifier);
     tracing::info!(profile = %profile, state_dir = %state_dir.display(), "profile locked");

@@ -12,6 +12,7 @@ use gateway_domain::ports::{
     RestartRequest, RestartResponder, RestartTrigger, ServiceNotifier, ServingGateway, StopTrigger,
 };
 use gateway_domain::protocol::goodbye::Goodbye;
+use gateway_domain::serving::MoveReport;
 use mockall::mock;
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,6 +26,7 @@ mock! {
         async fn close_websockets(&self, goodbye: Goodbye);
         async fn close_http(&self);
         async fn release_listeners(&self);
+        async fn move_sessions(&self) -> MoveReport;
         fn restart_failed(&self);
     }
 }

@@ -14,9 +14,11 @@ use gateway_domain::protocol::goodbye::{self, Goodbye};
 use super::auth_throttle::AuthThrottle;
 use super::metrics::{Metrics, TextFormat};
 use super::stop_stage::StopStage;
-use super::websocket::MessageBudget;
+use super::websocket::{MessageBudget, MoveOffer};
 use super::{ProtocolTimings, ServerSettings};
 use crate::cluster::{ClusterGate, Seat};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Shared state of one gateway.
 pub(crate) struct GatewayState {
@@ -57,6 +59,11 @@ pub(crate) struct GatewayState {
     pub http: StopStage,
     /// With `--cluster-etcd`: the role, asked at each request.
     pub cluster: Option<Arc<ClusterGate>>,
+    /// Fired when the sessions move to a successor: each goes to its quiet point.
+    pub moving: CancellationToken,
+    /// Where a session at its quiet point offers itself for the move; set once,
+    /// before `moving` fires.
+    pub mover: OnceLock<mpsc::UnboundedSender<MoveOffer>>,
 }
 
 impl GatewayState {
@@ -85,6 +92,8 @@ impl GatewayState {
             websockets: StopStage::default(),
             http: StopStage::default(),
             cluster: settings.cluster,
+            moving: CancellationToken::new(),
+            mover: OnceLock::new(),
         }
     }
 
@@ -163,6 +172,15 @@ impl GatewayState {
             open: Arc::clone(&self.open_connections),
         };
         (previous < self.max_connections).then_some(slot)
+    }
+
+    /// Takes a connection slot whatever the cap: for a session moved here, which is
+    /// already connected and must not be dropped.
+    pub fn count_connection(&self) -> ConnectionSlot {
+        self.open_connections.fetch_add(1, Ordering::AcqRel);
+        ConnectionSlot {
+            open: Arc::clone(&self.open_connections),
+        }
     }
 
     /// Counts a connected client for as long as the guard lives.
