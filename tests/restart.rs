@@ -1338,3 +1338,49 @@ fn a_message_split_across_the_restart_is_answered_and_one_that_never_completes_g
     split.close();
     lineage.signal(new, Signal::SIGTERM);
 }
+
+#[test]
+fn requests_pipelined_while_the_restart_happens_are_answered_once_in_order_by_old_then_new() {
+    let port = free_port();
+    let mut lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
+    let old = lineage.first.id();
+    let mut session = Session::connect(port);
+    for n in 0..200 {
+        session.send_request(&format!("p{n}"), "health");
+    }
+    lineage.signal(old, Signal::SIGHUP);
+    for n in 200..400 {
+        session.send_request(&format!("p{n}"), "health");
+    }
+    let new = lineage.wait_serving("the successor", |pid| pid != old);
+    for n in 400..600 {
+        session.send_request(&format!("p{n}"), "health");
+    }
+    let mut answered_by_new = false;
+    let mut restarted = 0;
+    let mut n = 0;
+    while n < 600 {
+        let frame = session.next_frame().expect("a frame");
+        if frame["type"] == "event" {
+            assert_eq!(frame["event"], "restarted", "{frame}");
+            assert_eq!(frame["payload"]["pid"], new, "{frame}");
+            restarted += 1;
+            continue;
+        }
+        assert_eq!(frame["id"], format!("p{n}").as_str(), "{frame}");
+        let pid = frame["payload"]["pid"].as_u64().expect("a pid");
+        if pid == u64::from(new) {
+            answered_by_new = true;
+        } else {
+            assert_eq!(pid, u64::from(old), "{frame}");
+            assert!(!answered_by_new, "old answered after new: {frame}");
+            assert_eq!(restarted, 0, "old answered after restarted: {frame}");
+        }
+        n += 1;
+    }
+    assert_eq!(restarted, 1);
+    assert!(answered_by_new);
+    assert_eq!(lineage.wait_exit_code(old), 0);
+    session.close();
+    lineage.signal(new, Signal::SIGTERM);
+}
