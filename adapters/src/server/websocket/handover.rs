@@ -11,7 +11,9 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use gateway_domain::protocol::handshake::ClientInfo;
 use gateway_domain::protocol::{MAX_PAYLOAD, PROTOCOL_VERSION, close, goodbye};
 use gateway_domain::serving::MoveReport;
-use gateway_domain::session_move::{MOVE_DEADLINE, SessionRecord};
+use gateway_domain::session_move::{
+    MOVE_DEADLINE, MoveState, SessionEvent, SessionMover, SessionRecord, Transport, WaitingFor,
+};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -69,26 +71,11 @@ pub(super) async fn say_restarting(socket: &mut Socket, state: &GatewayState) {
 /// that cannot move gets the `gateway restarting` goodbye.
 pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: &Continuation) {
     socket.get_mut().get_mut().hold();
-    let until = Instant::now() + MOVE_DEADLINE;
+    // What tungstenite read before the hold: answered first.
     loop {
-        let next = match socket.next().now_or_never() {
-            Some(next) => next,
-            None if socket.get_ref().get_ref().mid_message() => {
-                match tokio::time::timeout_at(until, socket.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        tracing::info!(
-                            "a message still incomplete 2 s after the move began: the session does not move"
-                        );
-                        return say_restarting(&mut socket, state).await;
-                    }
-                }
-            }
-            // The quiet point: tungstenite holds nothing, no message is arriving.
+        match socket.next().now_or_never() {
             None => break,
-        };
-        match next {
-            Some(Ok(Message::Text(text))) => {
+            Some(Some(Ok(Message::Text(text)))) => {
                 if send(&mut socket, answer(text.as_str(), state))
                     .await
                     .is_err()
@@ -96,21 +83,67 @@ pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: 
                     return;
                 }
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-            Some(Ok(Message::Binary(_))) => {
+            Some(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => {}
+            Some(Some(Ok(Message::Binary(_)))) => {
                 return refuse(&mut socket, &state.metrics, close::BINARY_REFUSED).await;
             }
-            Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+            Some(Some(Ok(Message::Close(_)) | Err(_)) | None) => return,
         }
     }
-    // Pongs tungstenite queued, and anything else still buffered.
-    if !matches!(
-        tokio::time::timeout(MOVE_DEADLINE, socket.flush()).await,
-        Ok(Ok(()))
-    ) {
-        return;
+    // The domain's mover decides from here; this loop feeds it what the session does.
+    let mut mover = SessionMover::new(Transport::Plain);
+    mover.on(SessionEvent::ConnectAnswered { accepted: true });
+    if socket.get_ref().get_ref().mid_message() {
+        mover.on(SessionEvent::MessageStarted);
     }
-    let Some(offers) = state.mover.get().cloned() else {
+    let offers = state.mover.get().cloned();
+    mover.on(SessionEvent::MoveRequested {
+        at: std::time::Instant::now(),
+        successor_takes_sessions: offers.is_some(),
+    });
+    // A message still arriving: the held reader gives tungstenite its rest and nothing
+    // past it, so once it is answered tungstenite holds nothing.
+    while let MoveState::Waiting {
+        until,
+        on: WaitingFor::Message,
+    } = mover.state()
+    {
+        match tokio::time::timeout_at(Instant::from_std(until), socket.next()).await {
+            Err(_) => {
+                mover.on(SessionEvent::DeadlineReached);
+                tracing::info!(
+                    "a message still incomplete 2 s after the move began: the session does not move"
+                );
+            }
+            Ok(Some(Ok(Message::Text(text)))) => {
+                mover.on(SessionEvent::MessageFinished);
+                if send(&mut socket, answer(text.as_str(), state))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                mover.on(SessionEvent::RequestAnswered);
+            }
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => {}
+            Ok(Some(Ok(Message::Binary(_)))) => {
+                return refuse(&mut socket, &state.metrics, close::BINARY_REFUSED).await;
+            }
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return,
+        }
+    }
+    if mover.state() == MoveState::Quiet {
+        // Pongs tungstenite queued, and anything else still buffered.
+        mover.on(SessionEvent::QueueNonEmpty);
+        if !matches!(
+            tokio::time::timeout(MOVE_DEADLINE, socket.flush()).await,
+            Ok(Ok(()))
+        ) {
+            return;
+        }
+        mover.on(SessionEvent::QueueEmpty);
+    }
+    let (MoveState::Quiet, Some(offers)) = (mover.state(), offers) else {
         return say_restarting(&mut socket, state).await;
     };
     let Some((stream, unparsed)) = socket.get_mut().get_mut().get_mut().take_tcp() else {
@@ -146,7 +179,12 @@ pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: 
         }
         Err(_) => false,
     };
-    if taken {
+    mover.on(if taken {
+        SessionEvent::Handed
+    } else {
+        SessionEvent::HandoverFailed
+    });
+    if mover.state() == MoveState::Moved {
         // Dropping the descriptor closes it: the connection lives on in the
         // successor's copy, so no FIN leaves.
         drop(connection);
