@@ -340,18 +340,54 @@ fn adopt(state: &Arc<GatewayState>, arrival: Arrival, previous_pid: u32) {
             record.unparsed,
         ));
         let socket = session_socket(io, &state, MAX_PAYLOAD).await;
-        let period = u64::try_from(state.timings.tick_interval.as_millis()).unwrap_or(u64::MAX);
-        let due_in = record
-            .last_tick_unix_ms
-            .saturating_add(period)
-            .saturating_sub(unix_ms());
+        let due_in = first_tick_in(
+            record.last_tick_unix_ms,
+            state.timings.tick_interval,
+            unix_ms(),
+        );
         let continuation = Continuation {
             client: record.client,
             fencing_token: record.fencing_token,
             last_seq: record.next_seq.saturating_sub(1),
             last_tick_unix_ms: record.last_tick_unix_ms,
-            next_tick: Instant::now() + Duration::from_millis(due_in.min(period)),
+            next_tick: Instant::now() + due_in,
         };
         session::resume(socket, state, continuation, previous_pid).await;
     });
+}
+
+/// How long after adoption a moved session's first tick is due: `period` after its last
+/// one (`last_tick_unix_ms`), at once if that is past, never later than `period` from
+/// now (a clock stepped back).
+fn first_tick_in(last_tick_unix_ms: u64, period: Duration, now_unix_ms: u64) -> Duration {
+    let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+    let due_ms = last_tick_unix_ms
+        .saturating_add(period_ms)
+        .saturating_sub(now_unix_ms);
+    Duration::from_millis(due_ms.min(period_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PERIOD: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_moved_session_s_next_tick_keeps_its_schedule() {
+        assert_eq!(
+            first_tick_in(100_000, PERIOD, 110_000),
+            Duration::from_secs(20)
+        );
+    }
+
+    #[test]
+    fn a_tick_overdue_at_adoption_comes_at_once() {
+        assert_eq!(first_tick_in(100_000, PERIOD, 140_000), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_last_tick_in_the_future_never_delays_the_next_past_one_period() {
+        assert_eq!(first_tick_in(200_000, PERIOD, 100_000), PERIOD);
+    }
 }
