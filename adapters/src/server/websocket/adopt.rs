@@ -161,6 +161,12 @@ impl<S> QuietReader<S> {
         self.held = true;
     }
 
+    /// The move will not happen (the session says goodbye instead): read freely again,
+    /// so that the client's close reply is read.
+    pub fn release(&mut self) {
+        self.held = false;
+    }
+
     /// Bytes of a message (or of a frame header) have been passed up, and its end
     /// has not.
     pub fn mid_message(&self) -> bool {
@@ -348,7 +354,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CarriedBytes<S> {
 }
 
 /// The I/O the gateway serves HTTP on, which an upgraded session's `Upgraded` wraps.
-pub(crate) type Served = TokioIo<CountedStream<TcpStream>>;
+pub(crate) type ServedIo = TokioIo<CountedStream<TcpStream>>;
 
 /// The connection under a WebSocket session: one upgraded in this process, or one
 /// moved here from the old process at a restart.
@@ -365,7 +371,7 @@ impl SessionIo {
     /// the connection is not a plain TCP one (a TLS session).
     pub fn take_tcp(&mut self) -> Option<(TcpStream, Vec<u8>)> {
         match std::mem::replace(self, Self::Gone) {
-            Self::Upgraded(io) => match out_of_hyper::<Served>(io.into_inner()) {
+            Self::Upgraded(io) => match out_of_hyper::<ServedIo>(io.into_inner()) {
                 Ok(moving) => Some((moving.io.into_inner().into_inner(), moving.unparsed)),
                 Err(upgraded) => {
                     *self = Self::Upgraded(TokioIo::new(upgraded));

@@ -50,13 +50,18 @@ pub(crate) struct Continuation {
 /// A session at its quiet point, offered for the move: a copy of its connection's
 /// descriptor, its record, and where to say whether the successor took it.
 pub(crate) struct MoveOffer {
+    /// A copy of the connection's descriptor: the session keeps its own until the
+    /// verdict, to say goodbye on it if the successor does not take it.
     fd: OwnedFd,
+    /// What the successor needs to go on with the session.
     record: SessionRecord,
+    /// `true` once the successor acknowledged the session (it serves it now).
     reply: oneshot::Sender<bool>,
 }
 
 /// The `gateway restarting` goodbye from a session that does not move.
 pub(super) async fn say_restarting(socket: &mut Socket, state: &GatewayState) {
+    socket.get_mut().get_mut().release();
     let _ = tokio::time::timeout(
         GOODBYE_GRACE,
         farewell(socket, &state.metrics, goodbye::RESTARTING),
