@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gateway_adapters::handoff::session_channel::SenderSlot;
 use gateway_adapters::handoff::{ControlSocket, ExecLauncher, HeldDescriptors, Predecessor};
 use gateway_adapters::signals::{RestartSignal, RestartTriggers, StopSignals};
 use gateway_adapters::{
@@ -134,6 +135,7 @@ async fn serve(
         mut predecessor,
         inherited_lease: _,
         handoffs,
+        sessions,
     } = holdings;
     make_room_for_connections(args.max_connections);
     let endpoint = listeners[0].0;
@@ -145,9 +147,11 @@ async fn serve(
         }
     };
     let lender = Arc::clone(&cluster.membership);
+    let session_channel = SenderSlot::default();
     let launcher = ExecLauncher::new(executable.program, executable.args, held)
         .after_handoffs(handoffs)
-        .with_lease(Box::new(move || lender.lend()));
+        .with_lease(Box::new(move || lender.lend()))
+        .with_session_channel(Arc::clone(&session_channel));
     let takeover = predecessor.as_ref().map(|_| started.elapsed());
     let settings = server_settings(
         (&args, &exposure),
@@ -157,7 +161,10 @@ async fn serve(
         &cluster,
         (handoffs, takeover),
     );
-    let server = GatewayServer::serve(listeners, settings);
+    let server = GatewayServer::serve(listeners, settings).move_sessions_through(session_channel);
+    if let (Some(channel), Some(predecessor)) = (sessions, predecessor.as_ref()) {
+        server.take_sessions(channel, predecessor.pid());
+    }
     let notifier = SystemdNotifier;
     announce(endpoint, predecessor.as_mut(), &notifier);
     tracing::info!(profile = %profile, state_dir = %state_dir.display(), "profile locked");

@@ -4,6 +4,7 @@
 //! decisions are the domain's (`port_lock`, `profile`, `lock_policy`); this wires them.
 
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use gateway_adapters::handoff::{
@@ -38,6 +39,8 @@ pub struct Holdings {
     pub inherited_lease: Option<InheritedLease>,
     /// How many handoffs led to this process (0 for a fresh start).
     pub handoffs: u64,
+    /// The predecessor's session channel, when it moves its sessions here.
+    pub sessions: Option<OwnedFd>,
 }
 
 /// The port, taken before anything else of the start-up and before the serving runtime
@@ -167,6 +170,7 @@ pub async fn take_the_lock(
         predecessor: None,
         inherited_lease: None,
         handoffs: 0,
+        sessions: None,
     })
 }
 
@@ -206,6 +210,7 @@ fn adopt(inherited: Result<Inheritance, String>, tls: bool) -> Result<Holdings, 
         predecessor: Some(inheritance.predecessor),
         inherited_lease: inheritance.lease,
         handoffs: inheritance.handoffs,
+        sessions: inheritance.sessions,
     })
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gateway_domain::handoff::{InheritedLease, LaunchError, RestartAnswer, SuccessorReport};
+use gateway_domain::ports::MoveReport;
 use gateway_domain::ports::{
     RestartRequest, RestartResponder, RestartTrigger, ServiceNotifier, ServingGateway, StopTrigger,
 };
@@ -24,6 +25,7 @@ mock! {
         async fn close_websockets(&self, goodbye: Goodbye);
         async fn close_http(&self);
         async fn release_listeners(&self);
+        async fn move_sessions(&self) -> MoveReport;
         fn restart_failed(&self);
     }
 }

@@ -58,7 +58,8 @@ impl ShutdownSequence {
 
     /// Letting go after a handoff: the successor already serves on the same sockets,
     /// so the listeners close *first* (a queued connection stays queued for the
-    /// successor), then the WebSocket clients hear `gateway restarting` and close
+    /// successor), then the WebSocket sessions move to the successor (contract
+    /// section 6, "Sessions move with the restart"), then those left hear `gateway restarting` and close
     /// 1012, then the HTTP connections finish. Readiness never turns off, nothing is
     /// said to the service manager, and the cluster lease is not touched: the
     /// successor is the service now, and the lease is its own.
@@ -66,6 +67,8 @@ impl ShutdownSequence {
         let began = Instant::now();
         gateway.release_listeners().await;
         let drain = async {
+            let moved = gateway.move_sessions().await;
+            tracing::debug!(elapsed = ?began.elapsed(), moved = moved.moved, not_moved = moved.not_moved, "websocket sessions moved");
             gateway.close_websockets(goodbye::RESTARTING).await;
             gateway.close_http().await;
             // An upgrade whose request arrived while HTTP was closing (on a connection
@@ -96,6 +99,7 @@ mod tests {
     use super::*;
     use crate::doubles::{MockGateway, MockMembership, MockNotifier};
     use async_trait::async_trait;
+    use gateway_domain::ports::MoveReport;
     use mockall::Sequence;
 
     fn sequence() -> ShutdownSequence {
@@ -161,6 +165,15 @@ mod tests {
             .once()
             .in_sequence(&mut order)
             .return_const(());
+        // Sessions move before anyone is told goodbye.
+        gateway
+            .expect_move_sessions()
+            .once()
+            .in_sequence(&mut order)
+            .return_const(MoveReport {
+                moved: 3,
+                not_moved: 1,
+            });
         gateway
             .expect_close_websockets()
             .withf(|goodbye| *goodbye == goodbye::RESTARTING)
@@ -200,6 +213,9 @@ mod tests {
         }
         async fn release_listeners(&self) {
             self.0.release_listeners().await;
+        }
+        async fn move_sessions(&self) -> MoveReport {
+            self.0.move_sessions().await
         }
     }
 
@@ -243,6 +259,10 @@ mod tests {
     async fn a_handover_past_its_deadline_times_out() {
         let mut inner = MockGateway::new();
         inner.expect_release_listeners().once().return_const(());
+        inner
+            .expect_move_sessions()
+            .once()
+            .return_const(MoveReport::default());
         inner.expect_close_websockets().once().return_const(());
         inner.expect_close_http().never();
         let outcome = sequence().hand_over(&StuckClients(inner)).await;

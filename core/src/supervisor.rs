@@ -246,6 +246,7 @@ mod tests {
         FakeLauncher, FakeMembership, Launches, MockGateway, MockNotifier, Restarts, Stops, call,
     };
     use gateway_domain::handoff::{ALREADY_IN_PROGRESS, SuccessorReport};
+    use gateway_domain::ports::MoveReport;
     use std::sync::{Arc, Mutex};
     use tokio::sync::mpsc;
     use tokio::time::Instant;
@@ -583,6 +584,10 @@ mod tests {
         let mut gateway = MockGateway::new();
         gateway.expect_stop_accepting_work().never();
         gateway.expect_release_listeners().once().return_const(());
+        gateway
+            .expect_move_sessions()
+            .once()
+            .return_const(MoveReport::default());
         gateway.expect_close_websockets().return_const(());
         gateway.expect_close_http().return_const(());
         let notifier = MockNotifier::new();

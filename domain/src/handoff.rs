@@ -41,6 +41,9 @@ pub struct HandoffSpec {
     pub lease: Option<InheritedLease>,
     /// How many handoffs led to the successor, this one included (for `/metrics`).
     pub handoffs: u64,
+    /// The successor's end of the session channel (sessions move with the restart),
+    /// when the parent moves sessions.
+    pub sessions: Option<i32>,
 }
 
 /// A cluster lease passed across a handoff.
@@ -67,6 +70,9 @@ impl HandoffSpec {
             text.push_str(&format!(";lease={}:{}", lease.id, lease.fencing_token));
         }
         text.push_str(&format!(";handoffs={}", self.handoffs));
+        if let Some(sessions) = self.sessions {
+            text.push_str(&format!(";sessions={sessions}"));
+        }
         text
     }
 
@@ -109,6 +115,10 @@ impl HandoffSpec {
                 None => 1,
                 Some(count) => count.parse().ok()?,
             },
+            sessions: match field("sessions") {
+                None => None,
+                Some(_) => Some(fd("sessions")?),
+            },
         };
         // Each number is taken into ownership once: a number named twice would be
         // closed twice.
@@ -123,6 +133,7 @@ impl HandoffSpec {
         all.push(self.lock);
         all.extend(self.control);
         all.extend([self.report, self.stderr]);
+        all.extend(self.sessions);
         all
     }
 }
@@ -458,6 +469,7 @@ mod tests {
             stderr: 8,
             lease: None,
             handoffs: 2,
+            sessions: None,
         };
         let text = spec.to_env();
         assert_eq!(
@@ -481,7 +493,20 @@ mod tests {
             ..without_control
         };
         assert!(with_lease.to_env().contains(";lease=7587888000123:42;"));
-        assert_eq!(HandoffSpec::parse(&with_lease.to_env()), Some(with_lease));
+        assert_eq!(
+            HandoffSpec::parse(&with_lease.to_env()),
+            Some(with_lease.clone())
+        );
+        let with_sessions = HandoffSpec {
+            sessions: Some(9),
+            ..with_lease
+        };
+        assert!(with_sessions.to_env().ends_with(";sessions=9"));
+        assert_eq!(with_sessions.descriptors().last(), Some(&9));
+        assert_eq!(
+            HandoffSpec::parse(&with_sessions.to_env()),
+            Some(with_sessions)
+        );
     }
 
     #[test]

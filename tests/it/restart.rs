@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::handoff::*;
 use crate::support::etcd::Etcd;
 use crate::support::*;
-use clients::{Load, RESTARTING_EVENT, Session};
+use clients::{Load, Session};
 use nix::sys::signal::Signal;
 
 /// Long enough for a loaded machine, short enough that a stuck drain fails the test
@@ -116,7 +116,7 @@ fn a_connection_accepted_just_before_the_handoff_still_gets_its_request_answered
 }
 
 #[test]
-fn websocket_clients_of_the_old_process_get_the_restarting_goodbye_and_readyz_stays_200() {
+fn websocket_sessions_move_to_the_new_process_are_told_restarted_and_readyz_stays_200() {
     let port = free_port();
     let mut lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
     let old = lineage.first.id();
@@ -126,14 +126,22 @@ fn websocket_clients_of_the_old_process_get_the_restarting_goodbye_and_readyz_st
 
     let (code, stdout, stderr) = lineage.restart();
     assert_eq!(code, 0, "{stdout}{stderr}");
+    let new = reported_new_pid(&stdout);
     for session in &mut sessions {
-        assert_eq!(session.next_text(), RESTARTING_EVENT);
-        let close = session.next_close();
+        let event: serde_json::Value = serde_json::from_str(&session.next_text()).unwrap();
+        assert_eq!(event["event"], "restarted", "{event}");
+        assert_eq!(event["payload"]["pid"], new, "{event}");
+        assert_eq!(event["payload"]["previousPid"], old, "{event}");
         assert_eq!(
-            (u16::from(close.code), close.reason.as_str()),
-            (1012, "gateway restarting")
+            event["payload"]["version"],
+            env!("CARGO_PKG_VERSION"),
+            "{event}"
         );
-        session.finish();
+        assert_eq!(event["seq"], 1, "{event}");
+        // Still connected, now to the new process: no new `connect`.
+        let status = session.request("s", "status");
+        assert_eq!(status["ok"], true, "{status}");
+        session.close();
     }
     assert_eq!(lineage.wait_exit_code(old), 0);
     readyz.wait_rounds(5);
@@ -668,11 +676,33 @@ mod clients {
     }
 
     fn connect_frame() -> String {
-        json!({
+        connect_frame_with(None)
+    }
+
+    fn connect_frame_with(token: Option<&str>) -> String {
+        let mut frame = json!({
             "type": "req", "id": "hello", "method": "connect",
             "params": {"minProtocol": 1, "maxProtocol": 1, "client": {"name": "restart-test", "version": "1.0.0"}}
-        })
-        .to_string()
+        });
+        if let Some(token) = token {
+            frame["params"]["auth"] = json!({ "token": token });
+        }
+        frame.to_string()
+    }
+
+    /// A client's text frame, masked (with a zero key, which leaves the payload as is).
+    pub fn masked_text_frame(text: &str) -> Vec<u8> {
+        let mut frame = vec![0x81];
+        let len = text.len();
+        if len < 126 {
+            frame.push(0x80 | len as u8);
+        } else {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(text.as_bytes());
+        frame
     }
 
     /// A fresh WebSocket: connect → hello-ok → `health` → its answer → close.
@@ -776,15 +806,51 @@ mod clients {
 
     impl Session {
         pub fn connect(port: u16) -> Self {
+            Self::connect_with(port, None).unwrap_or_else(|refusal| panic!("{refusal}"))
+        }
+
+        /// A session whose `connect` carries `token`; the refusal when it is refused.
+        pub fn connect_with(port: u16, token: Option<&str>) -> Result<Self, Value> {
             let stream = connect(port).unwrap_or_else(|outcome| panic!("{outcome:?}"));
             stream.set_read_timeout(Some(DEADLINE)).unwrap();
             let (mut ws, _) =
                 tungstenite::client::client(format!("ws://127.0.0.1:{port}/"), stream)
                     .unwrap_or_else(|e| panic!("upgrade: {e}"));
-            ws.send(Message::text(connect_frame())).unwrap();
+            ws.send(Message::text(connect_frame_with(token))).unwrap();
             let hello = answer(&mut ws, "hello").unwrap_or_else(|o| panic!("{o:?}"));
+            if hello["ok"] != true {
+                return Err(hello);
+            }
             assert_eq!(hello["payload"]["type"], "hello-ok", "{hello}");
-            Self { ws }
+            Ok(Self { ws })
+        }
+
+        /// Writes raw bytes on the connection (a frame in pieces).
+        pub fn send_raw(&mut self, bytes: &[u8]) {
+            self.ws.get_mut().write_all(bytes).expect("write raw bytes");
+        }
+
+        /// Sends request `id` of `method` without waiting for its answer.
+        pub fn send_request(&mut self, id: &str, method: &str) {
+            let request = json!({"type": "req", "id": id, "method": method}).to_string();
+            self.ws
+                .send(Message::text(request))
+                .expect("send a request");
+        }
+
+        /// The next frame: a text frame parsed, or `Err` with what came instead.
+        pub fn next_frame(&mut self) -> Result<Value, String> {
+            loop {
+                match self.ws.read() {
+                    Ok(Message::Text(text)) => {
+                        return serde_json::from_str(text.as_str())
+                            .map_err(|_| format!("not JSON: {text}"));
+                    }
+                    Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                    Ok(other) => return Err(format!("{other:?}")),
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
         }
 
         fn next(&mut self) -> Message {
@@ -808,6 +874,21 @@ mod clients {
                 Message::Close(Some(frame)) => frame,
                 other => panic!("expected a close frame, got {other:?}"),
             }
+        }
+
+        /// Sends `method` as request `id`; its response (events before it skipped).
+        pub fn request(&mut self, id: &str, method: &str) -> Value {
+            let request = json!({"type": "req", "id": id, "method": method}).to_string();
+            self.ws
+                .send(Message::text(request))
+                .expect("send a request");
+            answer(&mut self.ws, id).unwrap_or_else(|o| panic!("{o:?}"))
+        }
+
+        /// Closes from the client's side and completes the handshake.
+        pub fn close(&mut self) {
+            self.ws.close(None).expect("close");
+            self.finish();
         }
 
         /// Completes the close handshake.
@@ -1036,4 +1117,275 @@ fn active_token(port: u16) -> Option<u64> {
     let health = http_get(port, "/healthz")?.json();
     let cluster = &health["cluster"];
     (cluster["role"] == "active").then(|| cluster["fencingToken"].as_u64())?
+}
+
+/// The pids of the open descriptors of `pid` (`/proc/PID/fd`).
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
+/// SIGHUP to the serving gateway; waits until its successor serves and it exited 0.
+/// The successor's pid.
+fn sighup_restart(lineage: &mut Lineage) -> u32 {
+    let old = lineage
+        .serving_pid()
+        .expect("a gateway serves before the restart");
+    lineage.signal(old, Signal::SIGHUP);
+    let new = lineage.wait_serving("the successor", |pid| pid != old);
+    assert_eq!(lineage.wait_exit_code(old), 0, "{}", lineage.log());
+    new
+}
+
+/// What one client of the moving-sessions test saw.
+#[derive(Debug, Default)]
+struct SessionLog {
+    /// Requests sent and answered, each once and in order.
+    answered: u64,
+    /// `(previousPid, pid)` of each `restarted` event, in order.
+    restarts: Vec<(u64, u64)>,
+    /// What went wrong, if anything: a close, a duplicate or missing answer, a gap in `seq`.
+    failure: Option<String>,
+}
+
+/// Sends `health` requests one after another (`pause` between them) until `stop`
+/// and `restarts` restarts seen, checking every frame.
+fn health_client(
+    mut session: Session,
+    pause: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    restarts: usize,
+) -> SessionLog {
+    let mut log = SessionLog::default();
+    let mut last_seq = 0u64;
+    let mut next = 0u64;
+    let deadline = Instant::now() + 4 * DEADLINE;
+    while !(stop.load(std::sync::atomic::Ordering::Relaxed) && log.restarts.len() >= restarts) {
+        if Instant::now() > deadline {
+            log.failure = Some("the restarts did not all reach this session".into());
+            return log;
+        }
+        next += 1;
+        let id = format!("h{next}");
+        session.send_request(&id, "health");
+        loop {
+            let frame = match session.next_frame() {
+                Ok(frame) => frame,
+                Err(what) => {
+                    log.failure = Some(format!("waiting for {id}: {what}"));
+                    return log;
+                }
+            };
+            if frame["type"] == "event" {
+                let seq = frame["seq"].as_u64().unwrap_or(0);
+                if frame["event"] == "shutdown" || seq != last_seq + 1 {
+                    log.failure = Some(format!("after seq {last_seq}: {frame}"));
+                    return log;
+                }
+                last_seq = seq;
+                if frame["event"] == "restarted" {
+                    let payload = &frame["payload"];
+                    log.restarts.push((
+                        payload["previousPid"].as_u64().unwrap_or(0),
+                        payload["pid"].as_u64().unwrap_or(0),
+                    ));
+                }
+                continue;
+            }
+            if frame["id"] != id.as_str() || frame["ok"] != true {
+                log.failure = Some(format!("waiting for {id}: {frame}"));
+                return log;
+            }
+            log.answered += 1;
+            break;
+        }
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+    session.close();
+    log
+}
+
+#[test]
+fn forty_sessions_sending_requests_move_through_ten_restarts_without_a_close_or_a_lost_answer() {
+    let port = free_port();
+    let mut lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
+    let first = lineage.first.id();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..40)
+        .map(|n| {
+            let session = Session::connect(port);
+            let stop = std::sync::Arc::clone(&stop);
+            // Half flat out, half paced.
+            let pause = Duration::from_millis(if n % 2 == 0 { 0 } else { 20 });
+            std::thread::spawn(move || health_client(session, pause, &stop, 10))
+        })
+        .collect();
+    let mut chain = vec![u64::from(first)];
+    for _ in 0..10 {
+        chain.push(u64::from(sighup_restart(&mut lineage)));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let expected: Vec<(u64, u64)> = chain.windows(2).map(|w| (w[0], w[1])).collect();
+    for client in clients {
+        let log = client.join().expect("client thread");
+        assert_eq!(log.failure, None, "{log:?}\n{}", lineage.log());
+        assert_eq!(log.restarts, expected, "{log:?}");
+        assert!(log.answered > 0, "{log:?}");
+    }
+    let last = *chain.last().unwrap() as u32;
+    lineage.signal(last, Signal::SIGTERM);
+}
+
+#[test]
+fn a_token_protected_gateway_s_moved_sessions_stay_authenticated_and_newcomers_still_need_the_token()
+ {
+    let port = free_port();
+    let mut args = vec!["--token", "s3cret"];
+    args.extend_from_slice(SHUTDOWN_TIMEOUT);
+    let mut lineage = Lineage::start(port, &args);
+    let mut session = Session::connect_with(port, Some("s3cret")).expect("the right token");
+    let new = sighup_restart(&mut lineage);
+    let restarted = session.next_frame().expect("the restarted event");
+    assert_eq!(restarted["event"], "restarted", "{restarted}");
+    let status = session.request("s", "status");
+    assert_eq!(status["ok"], true, "{status}");
+    let refusal = Session::connect_with(port, None)
+        .err()
+        .expect("a newcomer without the token is refused");
+    assert_eq!(refusal["error"]["code"], "unauthorized", "{refusal}");
+    assert!(Session::connect_with(port, Some("s3cret")).is_ok());
+    session.close();
+    lineage.signal(new, Signal::SIGTERM);
+}
+
+#[test]
+fn twenty_moves_in_a_row_leak_no_descriptor() {
+    let port = free_port();
+    let mut lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
+    let mut sessions: Vec<Session> = (0..5).map(|_| Session::connect(port)).collect();
+    let mut pid = sighup_restart(&mut lineage);
+    let settled = |pid: u32| {
+        // Connections of the /healthz polls close on their own: wait for the count
+        // to stop moving for a few reads.
+        let mut last = open_descriptors(pid);
+        poll_until("a steady descriptor count", DEADLINE, || {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = open_descriptors(pid);
+            let steady = now == last;
+            last = now;
+            steady.then_some(now)
+        })
+    };
+    let before = settled(pid);
+    for _ in 0..20 {
+        pid = sighup_restart(&mut lineage);
+    }
+    let after = settled(pid);
+    assert_eq!(after, before, "descriptors of the serving process");
+    for session in &mut sessions {
+        let mut restarts = 0;
+        while restarts < 21 {
+            let frame = session.next_frame().expect("an event");
+            assert_eq!(frame["event"], "restarted", "{frame}");
+            restarts += 1;
+        }
+    }
+    let status = sessions[0].request("s", "status");
+    assert_eq!(status["payload"]["connections"], 5, "{status}");
+    for session in &mut sessions {
+        session.close();
+    }
+    lineage.signal(pid, Signal::SIGTERM);
+}
+
+#[test]
+fn a_message_split_across_the_restart_is_answered_and_one_that_never_completes_gets_1012() {
+    let port = free_port();
+    let mut lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
+    let old = lineage.first.id();
+    let mut split = Session::connect(port);
+    let mut stuck = Session::connect(port);
+    let frame = clients::masked_text_frame(r#"{"type":"req","id":"split","method":"health"}"#);
+    let (head, tail) = frame.split_at(10);
+    split.send_raw(head);
+    stuck.send_raw(head);
+    // Both old sessions are past connect and hold a message in progress.
+    lineage.signal(old, Signal::SIGHUP);
+    let new = lineage.wait_serving("the successor", |pid| pid != old);
+    let began = Instant::now();
+    split.send_raw(tail);
+    let answer = split.next_frame().expect("the answer");
+    assert_eq!(answer["id"], "split", "{answer}");
+    assert_eq!(
+        answer["payload"]["pid"], old,
+        "the old process read it: {answer}"
+    );
+    let restarted = split.next_frame().expect("the restarted event");
+    assert_eq!(restarted["event"], "restarted", "{restarted}");
+    assert_eq!(restarted["payload"]["pid"], new, "{restarted}");
+
+    let goodbye = stuck.next_frame().expect("the goodbye");
+    assert_eq!(goodbye["event"], "shutdown", "{goodbye}");
+    assert_eq!(goodbye["payload"]["reason"], "gateway restarting");
+    let close = stuck.next_close();
+    assert_eq!(u16::from(close.code), 1012);
+    let waited = began.elapsed();
+    assert!(
+        waited > Duration::from_millis(1500) && waited < Duration::from_secs(5),
+        "the goodbye came after {waited:?}"
+    );
+    assert_eq!(lineage.wait_exit_code(old), 0);
+    let health = split.request("h", "health");
+    assert_eq!(health["payload"]["pid"], new, "{health}");
+    split.close();
+    lineage.signal(new, Signal::SIGTERM);
+}
+
+#[test]
+fn requests_pipelined_while_the_restart_happens_are_answered_once_in_order_by_old_then_new() {
+    let port = free_port();
+    let mut lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
+    let old = lineage.first.id();
+    let mut session = Session::connect(port);
+    for n in 0..200 {
+        session.send_request(&format!("p{n}"), "health");
+    }
+    lineage.signal(old, Signal::SIGHUP);
+    for n in 200..400 {
+        session.send_request(&format!("p{n}"), "health");
+    }
+    let new = lineage.wait_serving("the successor", |pid| pid != old);
+    for n in 400..600 {
+        session.send_request(&format!("p{n}"), "health");
+    }
+    let mut answered_by_new = false;
+    let mut restarted = 0;
+    let mut n = 0;
+    while n < 600 {
+        let frame = session.next_frame().expect("a frame");
+        if frame["type"] == "event" {
+            assert_eq!(frame["event"], "restarted", "{frame}");
+            assert_eq!(frame["payload"]["pid"], new, "{frame}");
+            restarted += 1;
+            continue;
+        }
+        assert_eq!(frame["id"], format!("p{n}").as_str(), "{frame}");
+        let pid = frame["payload"]["pid"].as_u64().expect("a pid");
+        if pid == u64::from(new) {
+            answered_by_new = true;
+        } else {
+            assert_eq!(pid, u64::from(old), "{frame}");
+            assert!(!answered_by_new, "old answered after new: {frame}");
+            assert_eq!(restarted, 0, "old answered after restarted: {frame}");
+        }
+        n += 1;
+    }
+    assert_eq!(restarted, 1);
+    assert!(answered_by_new);
+    assert_eq!(lineage.wait_exit_code(old), 0);
+    session.close();
+    lineage.signal(new, Signal::SIGTERM);
 }

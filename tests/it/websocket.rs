@@ -18,7 +18,7 @@ async fn connect_gets_hello_ok() {
             "payload": {
                 "type": "hello-ok", "protocol": 1,
                 "server": {"version": env!("CARGO_PKG_VERSION"), "pid": gateway.child.id(), "profile": "default"},
-                "methods": ["health", "status"], "events": ["tick", "shutdown"],
+                "methods": ["health", "status"], "events": ["tick", "shutdown", "restarted"],
                 "policy": {"tickIntervalMs": 30000, "maxPayload": 1048576}
             }
         })

@@ -34,6 +34,9 @@ pub struct Inheritance {
     pub lease: Option<InheritedLease>,
     /// How many handoffs led to this process, this one included.
     pub handoffs: u64,
+    /// The receiving end of the predecessor's session channel, when it moves its
+    /// sessions (checked when it is made a `SessionReceiver`).
+    pub sessions: Option<OwnedFd>,
 }
 
 /// The process a handoff came from: serving until this one says it serves, then
@@ -146,6 +149,10 @@ fn adopt(text: &str) -> Result<Inheritance, String> {
     *SERVICE_LOG
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(next()?);
+    let sessions = match spec.sessions {
+        Some(_) => Some(next()?),
+        None => None,
+    };
     Ok(Inheritance {
         predecessor: Predecessor {
             pid: spec.parent,
@@ -156,6 +163,7 @@ fn adopt(text: &str) -> Result<Inheritance, String> {
         control,
         lease: spec.lease,
         handoffs: spec.handoffs,
+        sessions,
     })
 }
 

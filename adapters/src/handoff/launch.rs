@@ -22,6 +22,7 @@ use tokio::net::unix::pipe;
 use tokio::process::{Child, ChildStderr, Command};
 
 use super::early_pid::{PidReader, report_pid_after_fork};
+use super::session_channel::{SenderSlot, channel_pair};
 use tokio::task::JoinHandle;
 
 /// Lines of the successor's stderr kept for a failure report.
@@ -58,6 +59,9 @@ pub struct ExecLauncher {
     lease: Option<LeaseSource>,
     /// How many handoffs led to this process: its successor's count is one more.
     handoffs: u64,
+    /// Where this process keeps its end of each successor's session channel; `None`:
+    /// successors get no channel (sessions do not move).
+    sessions: Option<SenderSlot>,
 }
 
 /// Tells the launcher which cluster lease this process holds right now.
@@ -90,7 +94,14 @@ impl ExecLauncher {
             held,
             lease: None,
             handoffs: 0,
+            sessions: None,
         }
+    }
+
+    /// Gives each successor a session channel, this process's end going to `slot`.
+    pub fn with_session_channel(mut self, slot: SenderSlot) -> Self {
+        self.sessions = Some(slot);
+        self
     }
 
     /// Counts the handoffs that led to this process, so its successor counts one more.
@@ -137,6 +148,16 @@ impl ExecLauncher {
             stderr: pass(own_stderr),
             lease: self.lease.as_ref().and_then(|source| source()),
             handoffs: self.handoffs + 1,
+            sessions: match &self.sessions {
+                Some(slot) => {
+                    let (ours, theirs) = channel_pair().map_err(io::Error::other)?;
+                    *slot
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ours);
+                    Some(pass(theirs))
+                }
+                None => None,
+            },
         };
         let mut command = Command::new(&self.program);
         command

@@ -76,6 +76,11 @@ pub fn channel_pair() -> Result<(OwnedFd, OwnedFd), ChannelError> {
     )?)
 }
 
+/// Where the old process keeps its end of the channel it made for its latest
+/// successor: the launcher puts it there at each launch, the server takes it when
+/// it moves its sessions.
+pub type SenderSlot = std::sync::Arc<std::sync::Mutex<Option<OwnedFd>>>;
+
 /// Both ends in this process (tests, and a handoff without `exec`).
 pub fn session_channel() -> Result<(SessionSender, SessionReceiver), ChannelError> {
     let (old, new) = channel_pair()?;

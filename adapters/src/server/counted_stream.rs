@@ -25,6 +25,11 @@ impl<S> CountedStream<S> {
             sent,
         }
     }
+
+    /// The connection itself (a session moving to another process).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for CountedStream<S> {

@@ -20,8 +20,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use gateway_domain::Endpoint;
+use gateway_domain::ports::MoveReport;
 use gateway_domain::protocol::goodbye::Goodbye;
+use std::os::fd::OwnedFd;
 
+use crate::handoff::session_channel::SenderSlot;
 use tokio::net::TcpListener;
 
 pub use self::metrics::RestartHistory;
@@ -37,6 +40,9 @@ pub struct GatewayServer {
     /// The accept loops (step 4): when they have all ended, their listeners are
     /// dropped and the port is free.
     accept_loops: StopStage,
+    /// Where the launcher keeps this process's end of its successor's session
+    /// channel; `None`: sessions never move.
+    session_channel: Option<SenderSlot>,
 }
 
 impl GatewayServer {
@@ -55,7 +61,21 @@ impl GatewayServer {
         Self {
             state,
             accept_loops,
+            session_channel: None,
         }
+    }
+
+    /// At a handoff, moves the WebSocket sessions through the channel the launcher
+    /// leaves in `slot` (see [`ServingGateway::move_sessions`]).
+    pub fn move_sessions_through(mut self, slot: SenderSlot) -> Self {
+        self.session_channel = Some(slot);
+        self
+    }
+
+    /// Takes the predecessor's sessions from the session channel `fd` (the
+    /// predecessor is `previous_pid`) and serves them, each told `restarted` first.
+    pub fn take_sessions(&self, fd: OwnedFd, previous_pid: u32) {
+        websocket::receive_sessions(Arc::clone(&self.state), fd, previous_pid);
     }
 }
 
@@ -68,6 +88,13 @@ impl ServingGateway for GatewayServer {
     async fn close_websockets(&self, goodbye: Goodbye) {
         self.state.set_goodbye(goodbye);
         self.state.websockets.run_to_end().await;
+    }
+
+    async fn move_sessions(&self) -> MoveReport {
+        match &self.session_channel {
+            Some(slot) => websocket::move_sessions(&self.state, slot).await,
+            None => MoveReport::default(),
+        }
     }
 
     async fn close_http(&self) {

@@ -15,9 +15,11 @@ use super::auth_throttle::AuthThrottle;
 use super::metrics::{Metrics, TextFormat};
 use super::settings::{ProtocolTimings, ServerSettings};
 use super::stop_stage::StopStage;
-use super::websocket::MessageBudget;
+use super::websocket::{MessageBudget, MoveOffer};
 use crate::cluster::{ClusterGate, Seat};
 use crate::tls::TlsTermination;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Shared state of one gateway.
 pub(crate) struct GatewayState {
@@ -60,6 +62,11 @@ pub(crate) struct GatewayState {
     pub cluster: Option<Arc<ClusterGate>>,
     /// With TLS: the handshake every accepted connection goes through first.
     pub tls: Option<TlsTermination>,
+    /// Fired when the sessions move to a successor: each goes to its quiet point.
+    pub moving: CancellationToken,
+    /// Where a session at its quiet point offers itself for the move; set once,
+    /// before `moving` fires.
+    pub mover: OnceLock<mpsc::UnboundedSender<MoveOffer>>,
 }
 
 impl GatewayState {
@@ -89,6 +96,8 @@ impl GatewayState {
             http: StopStage::default(),
             cluster: settings.cluster,
             tls: settings.tls,
+            moving: CancellationToken::new(),
+            mover: OnceLock::new(),
         }
     }
 
@@ -167,6 +176,15 @@ impl GatewayState {
             open: Arc::clone(&self.open_connections),
         };
         (previous < self.max_connections).then_some(slot)
+    }
+
+    /// Takes a connection slot whatever the cap: for a session moved here, which is
+    /// already connected and must not be dropped.
+    pub fn count_connection(&self) -> ConnectionSlot {
+        self.open_connections.fetch_add(1, Ordering::AcqRel);
+        ConnectionSlot {
+            open: Arc::clone(&self.open_connections),
+        }
     }
 
     /// Counts a connected client for as long as the guard lives.

@@ -43,6 +43,6 @@ pub use process_control::MockProcessControl;
 pub use process_control::ProcessControl;
 pub use profile_locker::ProfileLocker;
 pub use role_board::RoleBoard;
-pub use serving::ServingGateway;
+pub use serving::{MoveReport, ServingGateway};
 pub use successor::{Successor, SuccessorLauncher};
 pub use triggers::{RestartRequest, RestartResponder, RestartTrigger, StopTrigger};

@@ -5,6 +5,15 @@ use async_trait::async_trait;
 
 use crate::protocol::goodbye::Goodbye;
 
+/// What became of the WebSocket sessions at a handoff's move step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MoveReport {
+    /// Sessions the successor took: they live on in its process.
+    pub moved: usize,
+    /// Sessions that could not move: each got the `gateway restarting` goodbye.
+    pub not_moved: usize,
+}
+
 /// A gateway that is serving and can be stopped step by step. Each step ends when its
 /// work is done; the caller bounds them all with one deadline, and whatever a step
 /// leaves unfinished at the deadline is dropped with the process.
@@ -16,6 +25,15 @@ pub trait ServingGateway: Send + Sync {
     /// Every WebSocket client gets `goodbye`'s `shutdown` event and close frame;
     /// resolves once the close handshakes are done.
     async fn close_websockets(&self, goodbye: Goodbye);
+
+    /// After a handoff, once the listeners are released: every WebSocket session is
+    /// brought to its quiet point and passed to the successor (contract section 6,
+    /// "Sessions move with the restart"); one that cannot move gets the
+    /// `gateway restarting` goodbye. Resolves once no session is left. A gateway
+    /// that cannot move sessions moves none.
+    async fn move_sessions(&self) -> MoveReport {
+        MoveReport::default()
+    }
 
     /// HTTP connections close once their in-flight requests finish.
     async fn close_http(&self);

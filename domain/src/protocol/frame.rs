@@ -191,6 +191,28 @@ pub fn tick_event(ts_ms: u64, seq: u64) -> String {
     event("tick", &TickPayload { ts: ts_ms }, Some(seq))
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RestartedPayload<'a> {
+    pid: u32,
+    previous_pid: u32,
+    version: &'a str,
+}
+
+/// The `restarted` event a session gets first from the process it moved to: `pid` serves it
+/// now, `previous_pid` served it before, `version` is the new process's version.
+pub fn restarted_event(pid: u32, previous_pid: u32, version: &str, seq: u64) -> String {
+    event(
+        "restarted",
+        &RestartedPayload {
+            pid,
+            previous_pid,
+            version,
+        },
+        Some(seq),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +257,10 @@ mod tests {
         assert_eq!(
             tick_event(5, 1),
             r#"{"type":"event","event":"tick","payload":{"ts":5},"seq":1}"#
+        );
+        assert_eq!(
+            restarted_event(20, 10, "1.2.3", 7),
+            r#"{"type":"event","event":"restarted","payload":{"pid":20,"previousPid":10,"version":"1.2.3"},"seq":7}"#
         );
     }
 

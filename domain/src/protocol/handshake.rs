@@ -200,7 +200,7 @@ struct HelloOk<'a> {
     protocol: u64,
     server: ServerInfo<'a>,
     methods: [&'static str; 2],
-    events: [&'static str; 2],
+    events: [&'static str; 3],
     policy: Policy,
 }
 
@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(client.name, "t");
         assert_eq!(
             hello_ok,
-            r#"{"type":"res","id":"c1","ok":true,"payload":{"type":"hello-ok","protocol":1,"server":{"version":"0.1.0","pid":9,"profile":"default"},"methods":["health","status"],"events":["tick","shutdown"],"policy":{"tickIntervalMs":30000,"maxPayload":1048576}}}"#
+            r#"{"type":"res","id":"c1","ok":true,"payload":{"type":"hello-ok","protocol":1,"server":{"version":"0.1.0","pid":9,"profile":"default"},"methods":["health","status"],"events":["tick","shutdown","restarted"],"policy":{"tickIntervalMs":30000,"maxPayload":1048576}}}"#
         );
     }
 

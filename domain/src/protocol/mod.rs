@@ -24,4 +24,4 @@ pub const DEFAULT_MAX_BUFFERED_MB: usize = 64;
 /// Methods a connected client may call.
 pub const METHODS: [&str; 2] = ["health", "status"];
 /// Events the gateway may send.
-pub const EVENTS: [&str; 2] = ["tick", "shutdown"];
+pub const EVENTS: [&str; 3] = ["tick", "shutdown", "restarted"];

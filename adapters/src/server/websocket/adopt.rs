@@ -22,8 +22,6 @@
 //! The new process puts those bytes in front of the socket ([`CarriedBytes`]),
 //! under its own limits' guard, so that they are metered like any others; tungstenite's
 //! own `WebSocketStream::from_partially_read` would skip the guard.
-// Wired by the session mover of issue 19; until then only the tests use it.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::VecDeque;
 use std::io;
@@ -33,7 +31,11 @@ use std::task::{Context, Poll};
 
 use futures_util::{FutureExt, StreamExt};
 use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::server::counted_stream::CountedStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
@@ -159,14 +161,25 @@ impl<S> QuietReader<S> {
         self.held = true;
     }
 
+    /// The move will not happen (the session says goodbye instead): read freely again,
+    /// so that the client's close reply is read.
+    pub fn release(&mut self) {
+        self.held = false;
+    }
+
     /// Bytes of a message (or of a frame header) have been passed up, and its end
     /// has not.
     pub fn mid_message(&self) -> bool {
         self.position.bound().is_some()
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn into_inner(self) -> S {
         self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 }
 
@@ -216,6 +229,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for QuietReader<S> {
     }
 }
 
+// The session mover drains tungstenite itself (its reader sits under the limits
+// guard); these stay for the tests that show where the bytes are.
+#[cfg_attr(not(test), allow(dead_code))]
 /// What a held session still has for the old process.
 #[derive(Debug)]
 pub(crate) enum Buffered {
@@ -229,6 +245,9 @@ pub(crate) enum Buffered {
     Quiet,
 }
 
+// The session mover drains tungstenite itself (its reader sits under the limits
+// guard); these stay for the tests that show where the bytes are.
+#[cfg_attr(not(test), allow(dead_code))]
 /// Polls a held session once, without waiting: the next message tungstenite
 /// already holds, or whether the quiet point is reached.
 pub(crate) fn next_buffered<S>(socket: &mut WebSocketStream<QuietReader<S>>) -> Buffered
@@ -254,12 +273,12 @@ pub(crate) struct MovingConnection<T> {
 /// Takes a session's connection back out of hyper's upgrade. `T` is the I/O the
 /// HTTP connection was served on (for the gateway,
 /// `TokioIo<CountedStream<TcpStream>>`); `None` if it was another.
-pub(crate) fn out_of_hyper<T>(upgraded: Upgraded) -> Option<MovingConnection<T>>
+pub(crate) fn out_of_hyper<T>(upgraded: Upgraded) -> Result<MovingConnection<T>, Upgraded>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
 {
-    let parts = upgraded.downcast::<T>().ok()?;
-    Some(MovingConnection {
+    let parts = upgraded.downcast::<T>()?;
+    Ok(MovingConnection {
         io: parts.io,
         unparsed: parts.read_buf.to_vec(),
     })
@@ -288,6 +307,11 @@ impl<S> CarriedBytes<S> {
             carried: carried.into(),
             inner,
         }
+    }
+
+    /// The bytes not read yet of those carried, and the connection.
+    pub fn into_parts(self) -> (Vec<u8>, S) {
+        (self.carried.into(), self.inner)
     }
 }
 
@@ -326,6 +350,84 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CarriedBytes<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The I/O the gateway serves HTTP on, which an upgraded session's `Upgraded` wraps.
+pub(crate) type ServedIo = TokioIo<CountedStream<TcpStream>>;
+
+/// The connection under a WebSocket session: one upgraded in this process, or one
+/// moved here from the old process at a restart.
+pub(crate) enum SessionIo {
+    Upgraded(TokioIo<Upgraded>),
+    Adopted(CarriedBytes<CountedStream<TcpStream>>),
+    /// Taken out for a move: nothing left to read or write.
+    Gone,
+}
+
+impl SessionIo {
+    /// At the quiet point: the TCP connection and the bytes read from it that nobody
+    /// parsed, leaving [`SessionIo::Gone`]. `None` (and the session untouched) when
+    /// the connection is not a plain TCP one (a TLS session).
+    pub fn take_tcp(&mut self) -> Option<(TcpStream, Vec<u8>)> {
+        match std::mem::replace(self, Self::Gone) {
+            Self::Upgraded(io) => match out_of_hyper::<ServedIo>(io.into_inner()) {
+                Ok(moving) => Some((moving.io.into_inner().into_inner(), moving.unparsed)),
+                Err(upgraded) => {
+                    *self = Self::Upgraded(TokioIo::new(upgraded));
+                    None
+                }
+            },
+            Self::Adopted(carried) => {
+                let (unparsed, counted) = carried.into_parts();
+                Some((counted.into_inner(), unparsed))
+            }
+            Self::Gone => None,
+        }
+    }
+}
+
+impl AsyncRead for SessionIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+            Self::Adopted(io) => Pin::new(io).poll_read(cx, buf),
+            Self::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl AsyncWrite for SessionIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_write(cx, data),
+            Self::Adopted(io) => Pin::new(io).poll_write(cx, data),
+            Self::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_flush(cx),
+            Self::Adopted(io) => Pin::new(io).poll_flush(cx),
+            Self::Gone => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+            Self::Adopted(io) => Pin::new(io).poll_shutdown(cx),
+            Self::Gone => Poll::Ready(Ok(())),
+        }
     }
 }
 

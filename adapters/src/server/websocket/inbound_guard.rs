@@ -116,6 +116,14 @@ impl<S> InboundGuard<S> {
         }
     }
 
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Changes the message limit (raised once `connect` succeeds).
     pub fn set_message_limit(&mut self, limit: usize) {
         self.message_limit = limit as u64;

@@ -11,8 +11,7 @@ use gateway_domain::protocol::dispatch::{self, Method};
 use gateway_domain::protocol::goodbye::{self, Goodbye};
 use gateway_domain::protocol::handshake::{HandshakeOutcome, evaluate_fenced_connect};
 use gateway_domain::protocol::{MAX_HANDSHAKE_PAYLOAD, MAX_PAYLOAD, frame};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use gateway_domain::session_move::MOVE_DEADLINE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
@@ -21,12 +20,14 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
+use super::adopt::{QuietReader, SessionIo};
+use super::handover::{self, Continuation};
 use super::inbound_guard::{InboundGuard, Violation};
 use crate::server::metrics::{Handshake, Metrics, Request};
 use crate::server::state::GatewayState;
 use crate::unix_time::unix_ms;
 
-type Socket = WebSocketStream<InboundGuard<TokioIo<Upgraded>>>;
+pub(crate) type Socket = WebSocketStream<InboundGuard<QuietReader<SessionIo>>>;
 
 /// How long a client may take to accept one frame before it counts as a slow reader.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,9 +63,22 @@ pub(crate) async fn run(
     };
     let shutdown = state.websockets.signal.clone();
     let handshake_timeout = state.timings.handshake_timeout;
+    let began = Instant::now();
     let first = tokio::select! {
         () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
         () = lock_lost.cancelled() => return say_lock_lost(&mut socket, &state).await,
+        // The sessions move: one before `connect` moves only if its `connect` is
+        // arriving, once answered (within the move's deadline); else the goodbye.
+        () = state.moving.cancelled() => {
+            if !socket.get_ref().get_ref().mid_message() {
+                return handover::say_restarting(&mut socket, &state).await;
+            }
+            let deadline = (began + handshake_timeout).min(Instant::now() + MOVE_DEADLINE);
+            match tokio::time::timeout_at(deadline, next_text(&mut socket, MAX_HANDSHAKE_PAYLOAD)).await {
+                Ok(first) => Ok(first),
+                Err(_) => return handover::say_restarting(&mut socket, &state).await,
+            }
+        }
         first = tokio::time::timeout(handshake_timeout, next_text(&mut socket, MAX_HANDSHAKE_PAYLOAD)) => first,
     };
     let metrics = &state.metrics;
@@ -135,52 +149,118 @@ pub(crate) async fn run(
                 return;
             }
             tracing::debug!(%peer, client = %client.name, version = %client.version, "client connected");
+            // Connected: from now on messages may be up to 1 MiB.
+            socket.get_mut().set_message_limit(MAX_PAYLOAD);
+            let _counted = state.client_connected();
+            let period = state.timings.tick_interval;
+            let mut session = Continuation {
+                client,
+                fencing_token,
+                last_seq: 0,
+                last_tick_unix_ms: unix_ms(),
+                next_tick: Instant::now() + period,
+            };
+            connected(socket, &state, &lock_lost, &mut session).await;
         }
     }
-    // Connected: from now on messages may be up to 1 MiB.
-    socket.get_mut().set_message_limit(MAX_PAYLOAD);
+}
+
+/// A session moved here from the old process at a restart: `restarted` first, then
+/// on as if it had connected here.
+pub(crate) async fn resume(
+    mut socket: Socket,
+    state: Arc<GatewayState>,
+    mut session: Continuation,
+    previous_pid: u32,
+) {
+    let lock_lost = match state.cluster.as_ref().map(|gate| gate.session_signal()) {
+        None => CancellationToken::new(),
+        Some(Some((token, lost))) => {
+            session.fencing_token = Some(token);
+            lost
+        }
+        Some(None) => return say_lock_lost(&mut socket, &state).await,
+    };
     let _counted = state.client_connected();
-    serve(&mut socket, &state, &lock_lost).await;
+    session.last_seq += 1;
+    let restarted = frame::restarted_event(
+        state.identity.pid,
+        previous_pid,
+        &state.identity.version,
+        session.last_seq,
+    );
+    if send(&mut socket, restarted).await.is_err() {
+        return;
+    }
+    connected(socket, &state, &lock_lost, &mut session).await;
+}
+
+/// A connected session until it ends, or moves to the successor.
+async fn connected(
+    mut socket: Socket,
+    state: &GatewayState,
+    lock_lost: &CancellationToken,
+    session: &mut Continuation,
+) {
+    if let Served::Move = serve(&mut socket, state, lock_lost, session).await {
+        handover::move_out(socket, state, session).await;
+    }
+}
+
+/// How [`serve`] ended.
+enum Served {
+    /// The session is over.
+    Ended,
+    /// The sessions move to a successor: this one goes to its quiet point.
+    Move,
 }
 
 /// The connected phase: answer requests, send ticks, until either side ends it.
-async fn serve(socket: &mut Socket, state: &GatewayState, lock_lost: &CancellationToken) {
+async fn serve(
+    socket: &mut Socket,
+    state: &GatewayState,
+    lock_lost: &CancellationToken,
+    session: &mut Continuation,
+) -> Served {
     // One registration with the stop token for the whole session, not one per message.
     let shutdown = state.websockets.signal.clone();
     let stopping = shutdown.cancelled();
     tokio::pin!(stopping);
     let lost = lock_lost.cancelled();
     tokio::pin!(lost);
+    let moving = state.moving.cancelled();
+    tokio::pin!(moving);
     let period = state.timings.tick_interval;
-    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+    let mut ticks = tokio::time::interval_at(session.next_tick, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut seq = 0u64;
     loop {
         tokio::select! {
             biased;
             // A lost lock is said first: the stop that follows it must not hide why.
-            () = &mut lost => return say_lock_lost(socket, state).await,
-            () = &mut stopping => return say_goodbye(socket, state).await,
+            () = &mut lost => { say_lock_lost(socket, state).await; return Served::Ended; },
+            () = &mut stopping => { say_goodbye(socket, state).await; return Served::Ended; },
+            () = &mut moving => return Served::Move,
             incoming = next_text(socket, MAX_PAYLOAD) => match incoming {
                 // Asked at the moment of acting: a holder that just woke from a
                 // freeze has lost its lease before its keep-alive task knows it.
-                Incoming::Text(_) if !state.may_act() => return say_lock_lost(socket, state).await,
+                Incoming::Text(_) if !state.may_act() => { say_lock_lost(socket, state).await; return Served::Ended; },
                 Incoming::Text(text) => {
                     if send(socket, answer(&text, state)).await.is_err() {
-                        return;
+                        return Served::Ended;
                     }
                 }
-                Incoming::Refuse(instruction) => return refuse(socket, &state.metrics, instruction).await,
-                Incoming::Violated(violation) => return refuse_mid_message(socket, &state.metrics, violation).await,
-                Incoming::Gone => return,
+                Incoming::Refuse(instruction) => { refuse(socket, &state.metrics, instruction).await; return Served::Ended; },
+                Incoming::Violated(violation) => { refuse_mid_message(socket, &state.metrics, violation).await; return Served::Ended; },
+                Incoming::Gone => return Served::Ended,
             },
             _ = ticks.tick() => {
                 if !state.may_act() {
-                    return say_lock_lost(socket, state).await;
+                    { say_lock_lost(socket, state).await; return Served::Ended; };
                 }
-                seq += 1;
-                if send(socket, frame::tick_event(unix_ms(), seq)).await.is_err() {
-                    return;
+                session.last_seq += 1;
+                session.last_tick_unix_ms = unix_ms();
+                if send(socket, frame::tick_event(session.last_tick_unix_ms, session.last_seq)).await.is_err() {
+                    return Served::Ended;
                 }
             }
         }
@@ -188,11 +268,11 @@ async fn serve(socket: &mut Socket, state: &GatewayState, lock_lost: &Cancellati
 }
 
 /// Why a frame was not delivered.
-struct NotSent;
+pub(super) struct NotSent;
 
 /// Sends one text frame. A client that does not take it within [`SEND_TIMEOUT`] is a
 /// slow reader: it is dropped rather than buffered for.
-async fn send(socket: &mut Socket, text: String) -> Result<(), NotSent> {
+pub(super) async fn send(socket: &mut Socket, text: String) -> Result<(), NotSent> {
     match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::text(text))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(NotSent),
@@ -204,7 +284,7 @@ async fn send(socket: &mut Socket, text: String) -> Result<(), NotSent> {
 }
 
 /// The response to one request of a connected client.
-fn answer(text: &str, state: &GatewayState) -> String {
+pub(super) fn answer(text: &str, state: &GatewayState) -> String {
     match dispatch::route(text) {
         Ok(call) => match call.method {
             Method::Health => {
@@ -248,7 +328,7 @@ async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
 }
 
 /// Closes with `instruction` and waits briefly for the client's close reply.
-async fn refuse(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstruction) {
+pub(super) async fn refuse(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstruction) {
     send_close(socket, metrics, instruction).await;
     let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, drain(socket)).await;
 }
@@ -296,7 +376,7 @@ async fn say_goodbye(socket: &mut Socket, state: &GatewayState) {
 
 /// This gateway lost the cluster lock: the `shutdown` event with reason
 /// `cluster lock lost`, close 1012 (the client may reconnect, to the new active).
-async fn say_lock_lost(socket: &mut Socket, state: &GatewayState) {
+pub(super) async fn say_lock_lost(socket: &mut Socket, state: &GatewayState) {
     let _ = tokio::time::timeout(
         REFUSAL_CLOSE_GRACE,
         farewell(socket, &state.metrics, goodbye::CLUSTER_LOCK_LOST),
@@ -305,7 +385,7 @@ async fn say_lock_lost(socket: &mut Socket, state: &GatewayState) {
 }
 
 /// A `shutdown` event, then a close frame, then the wait for the client's reply.
-async fn farewell(socket: &mut Socket, metrics: &Metrics, goodbye: Goodbye) {
+pub(super) async fn farewell(socket: &mut Socket, metrics: &Metrics, goodbye: Goodbye) {
     // Queue the event without flushing, so it leaves with the close frame in one write.
     let queued =
         tokio::time::timeout(SEND_TIMEOUT, socket.feed(Message::text(goodbye.event()))).await;

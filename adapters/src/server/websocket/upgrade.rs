@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
+use super::adopt::{QuietReader, SessionIo};
 use super::inbound_guard::InboundGuard;
 use super::session;
 use crate::server::metrics::Guard;
@@ -28,6 +29,29 @@ const READ_BUFFER: usize = 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 /// Outgoing bytes a session may have queued before it is dropped as a slow reader.
 const MAX_WRITE_BUFFER: usize = 4 * MAX_PAYLOAD;
+
+/// A session's WebSocket over `io`, past the handshake, with messages limited to
+/// `message_limit` by its guard (a moved session's reader can be held at a message
+/// boundary for the next move).
+pub(crate) async fn session_socket(
+    io: SessionIo,
+    state: &GatewayState,
+    message_limit: usize,
+) -> session::Socket {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(Some(MAX_PAYLOAD))
+        .max_frame_size(Some(MAX_PAYLOAD));
+    let io = InboundGuard::new(
+        QuietReader::new(io),
+        message_limit,
+        Arc::clone(&state.message_budget),
+        state.message_timeout,
+    );
+    WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+}
 
 /// Whether the request asks for a WebSocket.
 pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
@@ -96,21 +120,10 @@ pub(crate) fn upgrade(
         let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
-                let config = WebSocketConfig::default()
-                    .read_buffer_size(READ_BUFFER)
-                    .write_buffer_size(WRITE_BUFFER)
-                    .max_write_buffer_size(MAX_WRITE_BUFFER)
-                    .max_message_size(Some(MAX_PAYLOAD))
-                    .max_frame_size(Some(MAX_PAYLOAD));
                 // The guard enforces the 64 KiB limit until `connect` succeeds;
                 // tungstenite's own 1 MiB limit stays as a backstop.
-                let io = InboundGuard::new(
-                    TokioIo::new(upgraded),
-                    MAX_HANDSHAKE_PAYLOAD,
-                    Arc::clone(&session_state.message_budget),
-                    session_state.message_timeout,
-                );
-                let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                let io = SessionIo::Upgraded(TokioIo::new(upgraded));
+                let socket = session_socket(io, &session_state, MAX_HANDSHAKE_PAYLOAD).await;
                 session::run(socket, peer, session_state, cluster_term).await;
             }
             Err(error) => tracing::debug!(%peer, %error, "websocket upgrade failed"),
