@@ -13,7 +13,7 @@ use gateway_adapters::handoff::{ControlSocket, ExecLauncher, HeldDescriptors, Pr
 use gateway_adapters::signals::{RestartSignal, RestartTriggers, StopSignals};
 use gateway_adapters::{
     GatewayServer, ProfileLockGuard, ProtocolTimings, RestartHistory, ServerSettings,
-    SystemdNotifier, fd_limit,
+    SystemdNotifier,
 };
 use gateway_core::{Serving, Supervisor, finish};
 use gateway_domain::handoff::{SUCCESSOR_DEADLINE, SuccessorWord};
@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use crate::cli::RunArgs;
 use crate::cluster::{self, Cluster};
 use crate::exposure::Exposure;
-use crate::start::{EarlyPort, Holdings, check_start, take_the_lock};
+use crate::start::{EarlyPort, Holdings, check_start, make_room_for_connections, take_the_lock};
 
 /// Where this process was started from, for starting its successor.
 pub struct Executable {
@@ -139,19 +139,14 @@ async fn serve(
     } = holdings;
     make_room_for_connections(args.max_connections);
     let endpoint = listeners[0].0;
-    let held = match hold_for_successor(&listeners, &profile_lock, control.as_ref()) {
-        Ok(held) => held,
+    let session_channel = SenderSlot::default();
+    let launcher = match hold_for_successor(&listeners, &profile_lock, control.as_ref()) {
+        Ok(held) => successors(executable, held, handoffs, &cluster, &session_channel),
         Err(error) => {
             tracing::error!(%error, "cannot keep copies of the listeners for restarts");
             return ExitCode::RuntimeFailure;
         }
     };
-    let lender = Arc::clone(&cluster.membership);
-    let session_channel = SenderSlot::default();
-    let launcher = ExecLauncher::new(executable.program, executable.args, held)
-        .after_handoffs(handoffs)
-        .with_lease(Box::new(move || lender.lend()))
-        .with_session_channel(Arc::clone(&session_channel));
     let takeover = predecessor.as_ref().map(|_| started.elapsed());
     let settings = server_settings(
         (&args, &exposure),
@@ -194,6 +189,23 @@ async fn serve(
     // successor's descriptor keeps it held).
     drop(profile_lock);
     code
+}
+
+/// What starts this process's successor at a restart: the same executable and
+/// arguments, copies of everything held, the lease lent at each launch, the channel
+/// through which the sessions will move.
+fn successors(
+    executable: Executable,
+    held: HeldDescriptors,
+    handoffs: u64,
+    cluster: &Cluster,
+    session_channel: &SenderSlot,
+) -> ExecLauncher {
+    let lender = Arc::clone(&cluster.membership);
+    ExecLauncher::new(executable.program, executable.args, held)
+        .after_handoffs(handoffs)
+        .with_lease(Box::new(move || lender.lend()))
+        .with_session_channel(Arc::clone(session_channel))
 }
 
 /// The server's settings from the command line and what this process holds.
@@ -274,17 +286,4 @@ fn hold_for_successor(
         lock: profile_lock.descriptor()?,
         control: control.map(ControlSocket::descriptor).transpose()?,
     })
-}
-
-/// Raises the open-files limit so the connection cap, not EMFILE, bounds clients.
-fn make_room_for_connections(max_connections: u32) {
-    match fd_limit::raise_open_files_limit() {
-        Ok(limit) if limit < u64::from(max_connections) + fd_limit::RESERVED_DESCRIPTORS => {
-            tracing::warn!(
-                "the open-files limit ({limit}) is below --max-connections ({max_connections}); raise LimitNOFILE or lower the cap"
-            );
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "cannot read or raise the open-files limit"),
-    }
 }

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use gateway_adapters::fd_limit;
 use gateway_adapters::handoff::{
     ControlSocket, Inheritance, Predecessor, take_handoff, take_socket_activation,
 };
@@ -259,4 +260,17 @@ pub fn report_details(refusal: &Refusal) -> ExitCode {
         eprintln!("{line}");
     }
     refusal.exit_code()
+}
+
+/// Raises the open-files limit so the connection cap, not EMFILE, bounds clients.
+pub fn make_room_for_connections(max_connections: u32) {
+    match fd_limit::raise_open_files_limit() {
+        Ok(limit) if limit < u64::from(max_connections) + fd_limit::RESERVED_DESCRIPTORS => {
+            tracing::warn!(
+                "the open-files limit ({limit}) is below --max-connections ({max_connections}); raise LimitNOFILE or lower the cap"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-files limit"),
+    }
 }
