@@ -597,3 +597,40 @@ fn the_status_page_allows_its_own_wss_origin() {
         "{policy}"
     );
 }
+
+/// A TLS session cannot move with a restart (its keys live in the process): it hears
+/// the `gateway restarting` shutdown event and a 1012 close from the old process, and a
+/// new connection is served by the new one.
+#[test]
+fn a_tls_session_does_not_move_it_hears_gateway_restarting_and_1012() {
+    let pki = Pki::new();
+    let issued = pki.issue("server", 7);
+    let port = free_port();
+    let gateway = TlsGateway::start(port, &issued, &pki, &[]);
+    let old = gateway.child.id();
+    let client = pki.client();
+    let stream = tls_connect(port, &client).expect("TLS connection");
+    let (hello, mut socket) = ws_connect(&format!("wss://localhost:{port}/"), stream, None);
+    assert_eq!(hello["payload"]["type"], "hello-ok", "{hello}");
+
+    kill(Pid::from_raw(old as i32), Signal::SIGHUP).unwrap();
+    let goodbye = loop {
+        let frame = read_json(&mut socket);
+        if frame["event"] != "tick" {
+            break frame;
+        }
+    };
+    assert_eq!(goodbye["event"], "shutdown", "{goodbye}");
+    assert_eq!(goodbye["payload"]["reason"], "gateway restarting");
+    let close = read_json(&mut socket);
+    assert!(
+        close["closed"]
+            .as_str()
+            .is_some_and(|c| c.contains("1012") || c.contains("Restart")),
+        "{close}"
+    );
+    let new = poll_until("the new process to serve", DEADLINE, || {
+        serving_pid(port, &client).filter(|pid| *pid != old)
+    });
+    assert_ne!(new, old);
+}
