@@ -3,38 +3,25 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use gateway_domain::protocol::close::{self, CloseInstruction};
-use gateway_domain::protocol::dispatch::{self, Method};
-use gateway_domain::protocol::goodbye::{self, Goodbye};
 use gateway_domain::protocol::handshake::{HandshakeOutcome, evaluate_fenced_connect};
 use gateway_domain::protocol::{MAX_HANDSHAKE_PAYLOAD, MAX_PAYLOAD, frame};
 use gateway_domain::session_move::MOVE_DEADLINE;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
-use super::adopt::{QuietReader, SessionIo};
-use super::handover::{self, Continuation};
-use super::inbound_guard::{InboundGuard, Violation};
-use crate::server::metrics::{Handshake, Metrics, Request};
+use super::closing::{refuse, refuse_mid_message, say_goodbye, say_lock_lost, say_restarting};
+use super::continuation::Continuation;
+use super::frames::{answer, send};
+use super::handover;
+use super::inbound_guard::Violation;
+use super::socket::Socket;
+use crate::server::metrics::Handshake;
 use crate::server::state::GatewayState;
 use crate::unix_time::unix_ms;
-
-pub(crate) type Socket = WebSocketStream<InboundGuard<QuietReader<SessionIo>>>;
-
-/// How long a client may take to accept one frame before it counts as a slow reader.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes of a refused message read and discarded before the connection is dropped.
-const LINGER_MAX_BYTES: usize = 4 * MAX_PAYLOAD;
-/// How long a refused client has to answer our close before we drop it.
-const REFUSAL_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// What the next client message turned out to be.
 enum Incoming {
@@ -71,12 +58,12 @@ pub(crate) async fn run(
         // arriving, once answered (within the move's deadline); else the goodbye.
         () = state.moving.cancelled() => {
             if !socket.get_ref().get_ref().mid_message() {
-                return handover::say_restarting(&mut socket, &state).await;
+                return say_restarting(&mut socket, &state).await;
             }
             let deadline = (began + handshake_timeout).min(Instant::now() + MOVE_DEADLINE);
             match tokio::time::timeout_at(deadline, next_text(&mut socket, MAX_HANDSHAKE_PAYLOAD)).await {
                 Ok(first) => Ok(first),
-                Err(_) => return handover::say_restarting(&mut socket, &state).await,
+                Err(_) => return say_restarting(&mut socket, &state).await,
             }
         }
         first = tokio::time::timeout(handshake_timeout, next_text(&mut socket, MAX_HANDSHAKE_PAYLOAD)) => first,
@@ -267,42 +254,6 @@ async fn serve(
     }
 }
 
-/// Why a frame was not delivered.
-pub(super) struct NotSent;
-
-/// Sends one text frame. A client that does not take it within [`SEND_TIMEOUT`] is a
-/// slow reader: it is dropped rather than buffered for.
-pub(super) async fn send(socket: &mut Socket, text: String) -> Result<(), NotSent> {
-    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::text(text))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(NotSent),
-        Err(_elapsed) => {
-            tracing::warn!("websocket client is not reading; disconnecting it");
-            Err(NotSent)
-        }
-    }
-}
-
-/// The response to one request of a connected client.
-pub(super) fn answer(text: &str, state: &GatewayState) -> String {
-    match dispatch::route(text) {
-        Ok(call) => match call.method {
-            Method::Health => {
-                state.metrics.request(Request::Health);
-                frame::ok_response(&call.id, &state.health())
-            }
-            Method::Status => {
-                state.metrics.request(Request::Status);
-                frame::ok_response(&call.id, &state.status())
-            }
-        },
-        Err(error_frame) => {
-            state.metrics.request(Request::Other);
-            error_frame
-        }
-    }
-}
-
 /// Reads until a text message, skipping control frames (tungstenite answers pings).
 async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
     loop {
@@ -325,86 +276,4 @@ async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
             Some(Err(_)) | None => return Incoming::Gone,
         }
     }
-}
-
-/// Closes with `instruction` and waits briefly for the client's close reply.
-pub(super) async fn refuse(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstruction) {
-    send_close(socket, metrics, instruction).await;
-    let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, drain(socket)).await;
-}
-
-/// Closes after a message broke a limit mid-way (1009 too big, 1008 message
-/// timeout, 1013 try again later). The stream is out of step with tungstenite, so
-/// the close frame is written by hand, and the rest of the message is read and
-/// thrown away (a bounded "lingering close") so the client reads our close instead
-/// of a connection reset.
-async fn refuse_mid_message(socket: &mut Socket, metrics: &Metrics, violation: Violation) {
-    let instruction = violation.close();
-    metrics.close_sent(instruction.code);
-    tracing::debug!(reason = instruction.reason, "websocket message refused");
-    let reason = instruction.reason.as_bytes();
-    let mut frame = Vec::with_capacity(4 + reason.len());
-    frame.push(0x88); // FIN + close opcode; server frames are unmasked
-    frame.push(u8::try_from(2 + reason.len()).unwrap_or(125));
-    frame.extend_from_slice(&instruction.code.to_be_bytes());
-    frame.extend_from_slice(reason);
-    let raw = socket.get_mut();
-    raw.disarm();
-    let linger = async {
-        if raw.write_all(&frame).await.is_err() || raw.flush().await.is_err() {
-            return;
-        }
-        // On the heap: an array here would sit in every session's future.
-        let mut sink = vec![0u8; 16 * 1024];
-        let mut discarded = 0usize;
-        while discarded < LINGER_MAX_BYTES {
-            match raw.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => discarded += n,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, linger).await;
-}
-
-/// The gateway lets its clients go (a stop, or a restart handed over): the `shutdown`
-/// event, the close frame, and the wait for the client's close reply (bounded by the
-/// stop sequence's deadline).
-async fn say_goodbye(socket: &mut Socket, state: &GatewayState) {
-    farewell(socket, &state.metrics, state.goodbye()).await;
-}
-
-/// This gateway lost the cluster lock: the `shutdown` event with reason
-/// `cluster lock lost`, close 1012 (the client may reconnect, to the new active).
-pub(super) async fn say_lock_lost(socket: &mut Socket, state: &GatewayState) {
-    let _ = tokio::time::timeout(
-        REFUSAL_CLOSE_GRACE,
-        farewell(socket, &state.metrics, goodbye::CLUSTER_LOCK_LOST),
-    )
-    .await;
-}
-
-/// A `shutdown` event, then a close frame, then the wait for the client's reply.
-pub(super) async fn farewell(socket: &mut Socket, metrics: &Metrics, goodbye: Goodbye) {
-    // Queue the event without flushing, so it leaves with the close frame in one write.
-    let queued =
-        tokio::time::timeout(SEND_TIMEOUT, socket.feed(Message::text(goodbye.event()))).await;
-    if matches!(queued, Ok(Ok(()))) {
-        send_close(socket, metrics, goodbye.close).await;
-        drain(socket).await;
-    }
-}
-
-async fn send_close(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstruction) {
-    metrics.close_sent(instruction.code);
-    let frame = CloseFrame {
-        code: CloseCode::from(instruction.code),
-        reason: instruction.reason.into(),
-    };
-    let _ = socket.close(Some(frame)).await;
-}
-
-/// Reads until the close handshake completes or the connection ends.
-async fn drain(socket: &mut Socket) {
-    while let Some(Ok(_)) = socket.next().await {}
 }
