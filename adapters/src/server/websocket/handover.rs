@@ -15,7 +15,8 @@ use gateway_domain::session_move::{
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::task::TaskTracker;
 
 use super::adopt::{CarriedBytes, SessionIo};
 use super::closing::{refuse, say_restarting};
@@ -45,77 +46,18 @@ pub(crate) struct MoveOffer {
 /// that cannot move gets the `gateway restarting` goodbye.
 pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: &Continuation) {
     socket.get_mut().get_mut().hold();
-    // What tungstenite read before the hold: answered first.
-    loop {
-        match socket.next().now_or_never() {
-            None => break,
-            Some(Some(Ok(Message::Text(text)))) => {
-                if send(&mut socket, answer(text.as_str(), state))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Some(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => {}
-            Some(Some(Ok(Message::Binary(_)))) => {
-                return refuse(&mut socket, &state.metrics, close::BINARY_REFUSED).await;
-            }
-            Some(Some(Ok(Message::Close(_)) | Err(_)) | None) => return,
-        }
+    if answer_read_ahead(&mut socket, state).await.is_err() {
+        return;
     }
-    // The domain's mover decides from here; this loop feeds it what the session does.
-    let mut mover = SessionMover::new(Transport::Plain);
-    mover.on(SessionEvent::ConnectAnswered { accepted: true });
-    if socket.get_ref().get_ref().mid_message() {
-        mover.on(SessionEvent::MessageStarted);
-    }
+    // The domain's mover decides from here; these steps feed it what the session does.
     let offers = state.mover.get().cloned();
-    mover.on(SessionEvent::MoveRequested {
-        at: std::time::Instant::now(),
-        successor_takes_sessions: offers.is_some(),
-    });
-    // A message still arriving: the held reader gives tungstenite its rest and nothing
-    // past it, so once it is answered tungstenite holds nothing.
-    while let MoveState::Waiting {
-        until,
-        on: WaitingFor::Message,
-    } = mover.state()
+    let mut mover = begin_move(&socket, offers.is_some());
+    if finish_arriving_message(&mut socket, state, &mut mover)
+        .await
+        .is_err()
+        || flush_when_quiet(&mut socket, &mut mover).await.is_err()
     {
-        match tokio::time::timeout_at(Instant::from_std(until), socket.next()).await {
-            Err(_) => {
-                mover.on(SessionEvent::DeadlineReached);
-                tracing::info!(
-                    "a message still incomplete 2 s after the move began: the session does not move"
-                );
-            }
-            Ok(Some(Ok(Message::Text(text)))) => {
-                mover.on(SessionEvent::MessageFinished);
-                if send(&mut socket, answer(text.as_str(), state))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                mover.on(SessionEvent::RequestAnswered);
-            }
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => {}
-            Ok(Some(Ok(Message::Binary(_)))) => {
-                return refuse(&mut socket, &state.metrics, close::BINARY_REFUSED).await;
-            }
-            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return,
-        }
-    }
-    if mover.state() == MoveState::Quiet {
-        // Pongs tungstenite queued, and anything else still buffered.
-        mover.on(SessionEvent::QueueNonEmpty);
-        if !matches!(
-            tokio::time::timeout(MOVE_DEADLINE, socket.flush()).await,
-            Ok(Ok(()))
-        ) {
-            return;
-        }
-        mover.on(SessionEvent::QueueEmpty);
+        return;
     }
     let (MoveState::Quiet, Some(offers)) = (mover.state(), offers) else {
         return say_restarting(&mut socket, state).await;
@@ -131,28 +73,7 @@ pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: 
         return;
     };
     let carried = unparsed.clone();
-    let record = SessionRecord {
-        protocol: PROTOCOL_VERSION,
-        // Only a `connect` that passed the token check gets here.
-        authenticated: true,
-        client: session.client.clone(),
-        next_seq: session.last_seq + 1,
-        last_tick_unix_ms: session.last_tick_unix_ms,
-        fencing_token: session.fencing_token,
-        unparsed,
-    };
-    let taken = match connection.try_clone() {
-        Ok(copy) => {
-            let (reply, answered) = oneshot::channel();
-            let offer = MoveOffer {
-                fd: OwnedFd::from(copy),
-                record,
-                reply,
-            };
-            offers.send(offer).is_ok() && answered.await.unwrap_or(false)
-        }
-        Err(_) => false,
-    };
+    let taken = offer(&connection, session_record(session, unparsed), &offers).await;
     mover.on(if taken {
         SessionEvent::Handed
     } else {
@@ -164,7 +85,150 @@ pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: 
         drop(connection);
         return;
     }
-    // Still this process's: the goodbye, over a fresh stream at the message boundary.
+    say_restarting_on(connection, carried, state).await;
+}
+
+/// The session ended during its move (the client left, broke the protocol, or
+/// stopped reading): nothing more is said or offered.
+struct SessionEnded;
+
+/// Answers what tungstenite read before the hold, without waiting for more.
+async fn answer_read_ahead(socket: &mut Socket, state: &GatewayState) -> Result<(), SessionEnded> {
+    while let Some(read) = socket.next().now_or_never() {
+        answer_read(socket, state, read).await?;
+    }
+    Ok(())
+}
+
+/// Answers one message read during the move: `true` if it was a request (now
+/// answered), `false` for a control frame. A binary message is refused.
+async fn answer_read(
+    socket: &mut Socket,
+    state: &GatewayState,
+    read: Option<Result<Message, WsError>>,
+) -> Result<bool, SessionEnded> {
+    match read {
+        Some(Ok(Message::Text(text))) => {
+            send(socket, answer(text.as_str(), state))
+                .await
+                .map_err(|_| SessionEnded)?;
+            Ok(true)
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(false),
+        Some(Ok(Message::Binary(_))) => {
+            refuse(socket, &state.metrics, close::BINARY_REFUSED).await;
+            Err(SessionEnded)
+        }
+        Some(Ok(Message::Close(_)) | Err(_)) | None => Err(SessionEnded),
+    }
+}
+
+/// The mover of a connected session, told the move began (and whether a message
+/// is arriving, and whether the successor takes sessions).
+fn begin_move(socket: &Socket, successor_takes_sessions: bool) -> SessionMover {
+    let mut mover = SessionMover::new(Transport::Plain);
+    mover.on(SessionEvent::ConnectAnswered { accepted: true });
+    if socket.get_ref().get_ref().mid_message() {
+        mover.on(SessionEvent::MessageStarted);
+    }
+    mover.on(SessionEvent::MoveRequested {
+        at: std::time::Instant::now(),
+        successor_takes_sessions,
+    });
+    mover
+}
+
+/// Waits for a message still arriving and answers it: the held reader gives
+/// tungstenite its rest and nothing past it, so once it is answered tungstenite
+/// holds nothing. Past the mover's deadline, the session does not move.
+async fn finish_arriving_message(
+    socket: &mut Socket,
+    state: &GatewayState,
+    mover: &mut SessionMover,
+) -> Result<(), SessionEnded> {
+    while let MoveState::Waiting {
+        until,
+        on: WaitingFor::Message,
+    } = mover.state()
+    {
+        match tokio::time::timeout_at(Instant::from_std(until), socket.next()).await {
+            Err(_) => {
+                mover.on(SessionEvent::DeadlineReached);
+                tracing::info!(
+                    "a message still incomplete 2 s after the move began: the session does not move"
+                );
+            }
+            Ok(read) => {
+                if answer_read(socket, state, read).await? {
+                    mover.on(SessionEvent::MessageFinished);
+                    mover.on(SessionEvent::RequestAnswered);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At the quiet point, writes out the pongs tungstenite queued and anything else
+/// still buffered (within [`MOVE_DEADLINE`]).
+async fn flush_when_quiet(
+    socket: &mut Socket,
+    mover: &mut SessionMover,
+) -> Result<(), SessionEnded> {
+    if mover.state() == MoveState::Quiet {
+        mover.on(SessionEvent::QueueNonEmpty);
+        if !matches!(
+            tokio::time::timeout(MOVE_DEADLINE, socket.flush()).await,
+            Ok(Ok(()))
+        ) {
+            return Err(SessionEnded);
+        }
+        mover.on(SessionEvent::QueueEmpty);
+    }
+    Ok(())
+}
+
+/// What the successor needs to go on with `session`, with the bytes read past the
+/// last message (`unparsed`).
+fn session_record(session: &Continuation, unparsed: Vec<u8>) -> SessionRecord {
+    SessionRecord {
+        protocol: PROTOCOL_VERSION,
+        // Only a `connect` that passed the token check gets here.
+        authenticated: true,
+        client: session.client.clone(),
+        next_seq: session.last_seq + 1,
+        last_tick_unix_ms: session.last_tick_unix_ms,
+        fencing_token: session.fencing_token,
+        unparsed,
+    }
+}
+
+/// Offers a copy of `connection` with its record to the move step; `true` once the
+/// successor acknowledged it.
+async fn offer(
+    connection: &std::net::TcpStream,
+    record: SessionRecord,
+    offers: &mpsc::UnboundedSender<MoveOffer>,
+) -> bool {
+    let Ok(copy) = connection.try_clone() else {
+        return false;
+    };
+    let (reply, answered) = oneshot::channel();
+    let offer = MoveOffer {
+        fd: OwnedFd::from(copy),
+        record,
+        reply,
+    };
+    offers.send(offer).is_ok() && answered.await.unwrap_or(false)
+}
+
+/// The goodbye of a session the successor did not take, still this process's: over
+/// a fresh stream at the message boundary, the `carried` bytes read first.
+async fn say_restarting_on(
+    connection: std::net::TcpStream,
+    carried: Vec<u8>,
+    state: &GatewayState,
+) {
     let Ok(stream) = TcpStream::from_std(connection) else {
         return;
     };
@@ -180,16 +244,8 @@ pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: 
 /// `slot`, tells every session to move, and passes those that reach their quiet
 /// point in batches, until no session is left. Without a channel, nothing moves.
 pub(crate) async fn move_sessions(state: &GatewayState, slot: &SenderSlot) -> MoveReport {
-    let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-    let Some(fd) = taken else {
+    let Some(mut sender) = take_sender(slot) else {
         return MoveReport::default();
-    };
-    let mut sender = match SessionSender::new(fd) {
-        Ok(sender) => sender,
-        Err(error) => {
-            tracing::warn!(%error, "the session channel is unusable; sessions do not move");
-            return MoveReport::default();
-        }
     };
     let (offers, mut incoming) = mpsc::unbounded_channel();
     if state.mover.set(offers).is_err() {
@@ -200,59 +256,15 @@ pub(crate) async fn move_sessions(state: &GatewayState, slot: &SenderSlot) -> Mo
     tasks.close();
     let mut report = MoveReport::default();
     let mut broken = false;
-    loop {
-        let first = tokio::select! {
-            biased;
-            offer = incoming.recv() => match offer {
-                Some(offer) => offer,
-                None => break,
-            },
-            () = tasks.wait() => break,
-        };
-        // Sessions reach their quiet points together: one batch for all that did.
-        let mut batch = vec![first];
-        tokio::task::yield_now().await;
-        while let Ok(offer) = incoming.try_recv() {
-            batch.push(offer);
-        }
+    while let Some(batch) = next_batch(&mut incoming, tasks).await {
         let taken = if broken {
             vec![false; batch.len()]
         } else {
-            let outgoing: Vec<OutgoingSession<'_>> = batch
-                .iter()
-                .map(|offer| OutgoingSession {
-                    fd: offer.fd.as_fd(),
-                    record: &offer.record,
-                })
-                .collect();
-            match tokio::time::timeout(MOVE_DEADLINE, sender.send_all(&outgoing)).await {
-                Ok(sent) => {
-                    if let Some(error) = &sent.broken {
-                        tracing::warn!(%error, "the session channel broke; the sessions left do not move");
-                        broken = true;
-                    }
-                    sent.deliveries
-                        .iter()
-                        .map(|delivery| *delivery == Delivery::Taken)
-                        .collect()
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        "the successor did not acknowledge sessions within 2 s; the sessions left do not move"
-                    );
-                    broken = true;
-                    vec![false; batch.len()]
-                }
-            }
+            let (taken, broke) = pass_batch(&mut sender, &batch).await;
+            broken = broke;
+            taken
         };
-        for (offer, taken) in batch.into_iter().zip(taken) {
-            if taken {
-                report.moved += 1;
-            } else {
-                report.not_moved += 1;
-            }
-            let _ = offer.reply.send(taken);
-        }
+        settle(batch, taken, &mut report);
     }
     if !broken {
         let _ = sender.finish().await;
@@ -263,4 +275,83 @@ pub(crate) async fn move_sessions(state: &GatewayState, slot: &SenderSlot) -> Mo
         "websocket sessions moved to the new process"
     );
     report
+}
+
+/// The sending end of the session channel made for the successor, taken from
+/// `slot`; `None` if there is none or it is unusable.
+fn take_sender(slot: &SenderSlot) -> Option<SessionSender> {
+    let fd = slot.lock().unwrap_or_else(PoisonError::into_inner).take()?;
+    match SessionSender::new(fd) {
+        Ok(sender) => Some(sender),
+        Err(error) => {
+            tracing::warn!(%error, "the session channel is unusable; sessions do not move");
+            None
+        }
+    }
+}
+
+/// The next offers to pass: all the sessions that reached their quiet point together
+/// (they do: one batch for all that did). `None` once no session is left.
+async fn next_batch(
+    incoming: &mut mpsc::UnboundedReceiver<MoveOffer>,
+    tasks: &TaskTracker,
+) -> Option<Vec<MoveOffer>> {
+    let first = tokio::select! {
+        biased;
+        offer = incoming.recv() => offer?,
+        () = tasks.wait() => return None,
+    };
+    let mut batch = vec![first];
+    tokio::task::yield_now().await;
+    while let Ok(offer) = incoming.try_recv() {
+        batch.push(offer);
+    }
+    Some(batch)
+}
+
+/// Passes one batch through the channel (within [`MOVE_DEADLINE`]): whether the
+/// successor took each offer, and whether the channel broke (the sessions left then
+/// do not move).
+async fn pass_batch(sender: &mut SessionSender, batch: &[MoveOffer]) -> (Vec<bool>, bool) {
+    let outgoing: Vec<OutgoingSession<'_>> = batch
+        .iter()
+        .map(|offer| OutgoingSession {
+            fd: offer.fd.as_fd(),
+            record: &offer.record,
+        })
+        .collect();
+    match tokio::time::timeout(MOVE_DEADLINE, sender.send_all(&outgoing)).await {
+        Ok(sent) => {
+            let broken = if let Some(error) = &sent.broken {
+                tracing::warn!(%error, "the session channel broke; the sessions left do not move");
+                true
+            } else {
+                false
+            };
+            let taken = sent
+                .deliveries
+                .iter()
+                .map(|delivery| *delivery == Delivery::Taken)
+                .collect();
+            (taken, broken)
+        }
+        Err(_) => {
+            tracing::warn!(
+                "the successor did not acknowledge sessions within 2 s; the sessions left do not move"
+            );
+            (vec![false; batch.len()], true)
+        }
+    }
+}
+
+/// Tells each session of `batch` whether the successor took it, and counts it.
+fn settle(batch: Vec<MoveOffer>, taken: Vec<bool>, report: &mut MoveReport) {
+    for (offer, taken) in batch.into_iter().zip(taken) {
+        if taken {
+            report.moved += 1;
+        } else {
+            report.not_moved += 1;
+        }
+        let _ = offer.reply.send(taken);
+    }
 }
