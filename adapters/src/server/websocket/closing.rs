@@ -100,6 +100,7 @@ pub(super) async fn farewell(socket: &mut Socket, metrics: &Metrics, goodbye: Go
     }
 }
 
+/// Sends the close frame for `instruction`, counted by its code.
 async fn send_close(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstruction) {
     metrics.close_sent(instruction.code);
     let frame = CloseFrame {
