@@ -1,51 +1,31 @@
-//! Sessions move with the restart (contract section 6; docs/lock.md, "Sessions move
-//! with the restart"): the old process brings each connected session to its quiet
-//! point and passes its connection and record through the session channel; the new
-//! process adopts each one it acknowledged and goes on with it.
+//! The old process's side of the move (contract section 6; docs/lock.md, "Sessions
+//! move with the restart"): each connected session is brought to its quiet point and
+//! offered; the offers are passed in batches through the session channel, and a
+//! session the successor does not take says its goodbye here.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, PoisonError};
-use std::time::Duration;
+use std::sync::PoisonError;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use gateway_domain::ports::MoveReport;
-use gateway_domain::protocol::handshake::ClientInfo;
-use gateway_domain::protocol::{MAX_PAYLOAD, PROTOCOL_VERSION, close, goodbye};
+use gateway_domain::protocol::{MAX_PAYLOAD, PROTOCOL_VERSION, close};
 use gateway_domain::session_move::{
     MOVE_DEADLINE, MoveState, SessionEvent, SessionMover, SessionRecord, Transport, WaitingFor,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::task::TaskTracker;
 
-use super::adopt::{CarriedBytes, SessionIo, adopt_tcp};
-use super::session::{self, Socket, answer, farewell, refuse, send};
-use super::upgrade::session_socket;
-use crate::handoff::session_channel::{
-    Arrival, ChannelError, Delivery, OutgoingSession, SenderSlot, SessionReceiver, SessionSender,
-};
+use super::adopt::{CarriedBytes, SessionIo};
+use super::closing::{refuse, say_restarting};
+use super::continuation::Continuation;
+use super::frames::{answer, send};
+use super::socket::{Socket, session_socket};
+use crate::handoff::session_channel::{Delivery, OutgoingSession, SenderSlot, SessionSender};
 use crate::server::counted_stream::CountedStream;
 use crate::server::state::GatewayState;
-use crate::unix_time::unix_ms;
-
-/// How long a session that cannot move has for its goodbye (the event, the close,
-/// the client's close reply).
-const GOODBYE_GRACE: Duration = Duration::from_secs(2);
-
-/// What a connected session carries from message to message, and to the successor.
-pub(crate) struct Continuation {
-    /// The client's self-description from `connect`.
-    pub client: ClientInfo,
-    /// The cluster fencing token of the term the session belongs to.
-    pub fencing_token: Option<u64>,
-    /// The `seq` of the last event sent (0: none yet).
-    pub last_seq: u64,
-    /// When the last tick (or `hello-ok`) was sent, unix ms.
-    pub last_tick_unix_ms: u64,
-    /// When the next tick is due.
-    pub next_tick: Instant,
-}
 
 /// A session at its quiet point, offered for the move: a copy of its connection's
 /// descriptor, its record, and where to say whether the successor took it.
@@ -59,16 +39,6 @@ pub(crate) struct MoveOffer {
     reply: oneshot::Sender<bool>,
 }
 
-/// The `gateway restarting` goodbye from a session that does not move.
-pub(super) async fn say_restarting(socket: &mut Socket, state: &GatewayState) {
-    socket.get_mut().get_mut().release();
-    let _ = tokio::time::timeout(
-        GOODBYE_GRACE,
-        farewell(socket, &state.metrics, goodbye::RESTARTING),
-    )
-    .await;
-}
-
 /// The old process's side for one session: stop reading new messages, answer those
 /// already read, wait (at most [`MOVE_DEADLINE`]) for one still arriving, write
 /// everything queued; then offer the connection, and close this process's
@@ -76,77 +46,18 @@ pub(super) async fn say_restarting(socket: &mut Socket, state: &GatewayState) {
 /// that cannot move gets the `gateway restarting` goodbye.
 pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: &Continuation) {
     socket.get_mut().get_mut().hold();
-    // What tungstenite read before the hold: answered first.
-    loop {
-        match socket.next().now_or_never() {
-            None => break,
-            Some(Some(Ok(Message::Text(text)))) => {
-                if send(&mut socket, answer(text.as_str(), state))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Some(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => {}
-            Some(Some(Ok(Message::Binary(_)))) => {
-                return refuse(&mut socket, &state.metrics, close::BINARY_REFUSED).await;
-            }
-            Some(Some(Ok(Message::Close(_)) | Err(_)) | None) => return,
-        }
+    if answer_read_ahead(&mut socket, state).await.is_err() {
+        return;
     }
-    // The domain's mover decides from here; this loop feeds it what the session does.
-    let mut mover = SessionMover::new(Transport::Plain);
-    mover.on(SessionEvent::ConnectAnswered { accepted: true });
-    if socket.get_ref().get_ref().mid_message() {
-        mover.on(SessionEvent::MessageStarted);
-    }
+    // The domain's mover decides from here; these steps feed it what the session does.
     let offers = state.mover.get().cloned();
-    mover.on(SessionEvent::MoveRequested {
-        at: std::time::Instant::now(),
-        successor_takes_sessions: offers.is_some(),
-    });
-    // A message still arriving: the held reader gives tungstenite its rest and nothing
-    // past it, so once it is answered tungstenite holds nothing.
-    while let MoveState::Waiting {
-        until,
-        on: WaitingFor::Message,
-    } = mover.state()
+    let mut mover = begin_move(&socket, offers.is_some());
+    if finish_arriving_message(&mut socket, state, &mut mover)
+        .await
+        .is_err()
+        || flush_when_quiet(&mut socket, &mut mover).await.is_err()
     {
-        match tokio::time::timeout_at(Instant::from_std(until), socket.next()).await {
-            Err(_) => {
-                mover.on(SessionEvent::DeadlineReached);
-                tracing::info!(
-                    "a message still incomplete 2 s after the move began: the session does not move"
-                );
-            }
-            Ok(Some(Ok(Message::Text(text)))) => {
-                mover.on(SessionEvent::MessageFinished);
-                if send(&mut socket, answer(text.as_str(), state))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                mover.on(SessionEvent::RequestAnswered);
-            }
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => {}
-            Ok(Some(Ok(Message::Binary(_)))) => {
-                return refuse(&mut socket, &state.metrics, close::BINARY_REFUSED).await;
-            }
-            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return,
-        }
-    }
-    if mover.state() == MoveState::Quiet {
-        // Pongs tungstenite queued, and anything else still buffered.
-        mover.on(SessionEvent::QueueNonEmpty);
-        if !matches!(
-            tokio::time::timeout(MOVE_DEADLINE, socket.flush()).await,
-            Ok(Ok(()))
-        ) {
-            return;
-        }
-        mover.on(SessionEvent::QueueEmpty);
+        return;
     }
     let (MoveState::Quiet, Some(offers)) = (mover.state(), offers) else {
         return say_restarting(&mut socket, state).await;
@@ -162,28 +73,7 @@ pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: 
         return;
     };
     let carried = unparsed.clone();
-    let record = SessionRecord {
-        protocol: PROTOCOL_VERSION,
-        // Only a `connect` that passed the token check gets here.
-        authenticated: true,
-        client: session.client.clone(),
-        next_seq: session.last_seq + 1,
-        last_tick_unix_ms: session.last_tick_unix_ms,
-        fencing_token: session.fencing_token,
-        unparsed,
-    };
-    let taken = match connection.try_clone() {
-        Ok(copy) => {
-            let (reply, answered) = oneshot::channel();
-            let offer = MoveOffer {
-                fd: OwnedFd::from(copy),
-                record,
-                reply,
-            };
-            offers.send(offer).is_ok() && answered.await.unwrap_or(false)
-        }
-        Err(_) => false,
-    };
+    let taken = offer(&connection, session_record(session, unparsed), &offers).await;
     mover.on(if taken {
         SessionEvent::Handed
     } else {
@@ -195,7 +85,150 @@ pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: 
         drop(connection);
         return;
     }
-    // Still this process's: the goodbye, over a fresh stream at the message boundary.
+    say_restarting_on(connection, carried, state).await;
+}
+
+/// The session ended during its move (the client left, broke the protocol, or
+/// stopped reading): nothing more is said or offered.
+struct SessionEnded;
+
+/// Answers what tungstenite read before the hold, without waiting for more.
+async fn answer_read_ahead(socket: &mut Socket, state: &GatewayState) -> Result<(), SessionEnded> {
+    while let Some(read) = socket.next().now_or_never() {
+        answer_read(socket, state, read).await?;
+    }
+    Ok(())
+}
+
+/// Answers one message read during the move: `true` if it was a request (now
+/// answered), `false` for a control frame. A binary message is refused.
+async fn answer_read(
+    socket: &mut Socket,
+    state: &GatewayState,
+    read: Option<Result<Message, WsError>>,
+) -> Result<bool, SessionEnded> {
+    match read {
+        Some(Ok(Message::Text(text))) => {
+            send(socket, answer(text.as_str(), state))
+                .await
+                .map_err(|_| SessionEnded)?;
+            Ok(true)
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(false),
+        Some(Ok(Message::Binary(_))) => {
+            refuse(socket, &state.metrics, close::BINARY_REFUSED).await;
+            Err(SessionEnded)
+        }
+        Some(Ok(Message::Close(_)) | Err(_)) | None => Err(SessionEnded),
+    }
+}
+
+/// The mover of a connected session, told the move began (and whether a message
+/// is arriving, and whether the successor takes sessions).
+fn begin_move(socket: &Socket, successor_takes_sessions: bool) -> SessionMover {
+    let mut mover = SessionMover::new(Transport::Plain);
+    mover.on(SessionEvent::ConnectAnswered { accepted: true });
+    if socket.get_ref().get_ref().mid_message() {
+        mover.on(SessionEvent::MessageStarted);
+    }
+    mover.on(SessionEvent::MoveRequested {
+        at: std::time::Instant::now(),
+        successor_takes_sessions,
+    });
+    mover
+}
+
+/// Waits for a message still arriving and answers it: the held reader gives
+/// tungstenite its rest and nothing past it, so once it is answered tungstenite
+/// holds nothing. Past the mover's deadline, the session does not move.
+async fn finish_arriving_message(
+    socket: &mut Socket,
+    state: &GatewayState,
+    mover: &mut SessionMover,
+) -> Result<(), SessionEnded> {
+    while let MoveState::Waiting {
+        until,
+        on: WaitingFor::Message,
+    } = mover.state()
+    {
+        match tokio::time::timeout_at(Instant::from_std(until), socket.next()).await {
+            Err(_) => {
+                mover.on(SessionEvent::DeadlineReached);
+                tracing::info!(
+                    "a message still incomplete 2 s after the move began: the session does not move"
+                );
+            }
+            Ok(read) => {
+                if answer_read(socket, state, read).await? {
+                    mover.on(SessionEvent::MessageFinished);
+                    mover.on(SessionEvent::RequestAnswered);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At the quiet point, writes out the pongs tungstenite queued and anything else
+/// still buffered (within [`MOVE_DEADLINE`]).
+async fn flush_when_quiet(
+    socket: &mut Socket,
+    mover: &mut SessionMover,
+) -> Result<(), SessionEnded> {
+    if mover.state() == MoveState::Quiet {
+        mover.on(SessionEvent::QueueNonEmpty);
+        if !matches!(
+            tokio::time::timeout(MOVE_DEADLINE, socket.flush()).await,
+            Ok(Ok(()))
+        ) {
+            return Err(SessionEnded);
+        }
+        mover.on(SessionEvent::QueueEmpty);
+    }
+    Ok(())
+}
+
+/// What the successor needs to go on with `session`, with the bytes read past the
+/// last message (`unparsed`).
+fn session_record(session: &Continuation, unparsed: Vec<u8>) -> SessionRecord {
+    SessionRecord {
+        protocol: PROTOCOL_VERSION,
+        // Only a `connect` that passed the token check gets here.
+        authenticated: true,
+        client: session.client.clone(),
+        next_seq: session.last_seq + 1,
+        last_tick_unix_ms: session.last_tick_unix_ms,
+        fencing_token: session.fencing_token,
+        unparsed,
+    }
+}
+
+/// Offers a copy of `connection` with its record to the move step; `true` once the
+/// successor acknowledged it.
+async fn offer(
+    connection: &std::net::TcpStream,
+    record: SessionRecord,
+    offers: &mpsc::UnboundedSender<MoveOffer>,
+) -> bool {
+    let Ok(copy) = connection.try_clone() else {
+        return false;
+    };
+    let (reply, answered) = oneshot::channel();
+    let offer = MoveOffer {
+        fd: OwnedFd::from(copy),
+        record,
+        reply,
+    };
+    offers.send(offer).is_ok() && answered.await.unwrap_or(false)
+}
+
+/// The goodbye of a session the successor did not take, still this process's: over
+/// a fresh stream at the message boundary, the `carried` bytes read first.
+async fn say_restarting_on(
+    connection: std::net::TcpStream,
+    carried: Vec<u8>,
+    state: &GatewayState,
+) {
     let Ok(stream) = TcpStream::from_std(connection) else {
         return;
     };
@@ -211,16 +244,8 @@ pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: 
 /// `slot`, tells every session to move, and passes those that reach their quiet
 /// point in batches, until no session is left. Without a channel, nothing moves.
 pub(crate) async fn move_sessions(state: &GatewayState, slot: &SenderSlot) -> MoveReport {
-    let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-    let Some(fd) = taken else {
+    let Some(mut sender) = take_sender(slot) else {
         return MoveReport::default();
-    };
-    let mut sender = match SessionSender::new(fd) {
-        Ok(sender) => sender,
-        Err(error) => {
-            tracing::warn!(%error, "the session channel is unusable; sessions do not move");
-            return MoveReport::default();
-        }
     };
     let (offers, mut incoming) = mpsc::unbounded_channel();
     if state.mover.set(offers).is_err() {
@@ -231,59 +256,15 @@ pub(crate) async fn move_sessions(state: &GatewayState, slot: &SenderSlot) -> Mo
     tasks.close();
     let mut report = MoveReport::default();
     let mut broken = false;
-    loop {
-        let first = tokio::select! {
-            biased;
-            offer = incoming.recv() => match offer {
-                Some(offer) => offer,
-                None => break,
-            },
-            () = tasks.wait() => break,
-        };
-        // Sessions reach their quiet points together: one batch for all that did.
-        let mut batch = vec![first];
-        tokio::task::yield_now().await;
-        while let Ok(offer) = incoming.try_recv() {
-            batch.push(offer);
-        }
+    while let Some(batch) = next_batch(&mut incoming, tasks).await {
         let taken = if broken {
             vec![false; batch.len()]
         } else {
-            let outgoing: Vec<OutgoingSession<'_>> = batch
-                .iter()
-                .map(|offer| OutgoingSession {
-                    fd: offer.fd.as_fd(),
-                    record: &offer.record,
-                })
-                .collect();
-            match tokio::time::timeout(MOVE_DEADLINE, sender.send_all(&outgoing)).await {
-                Ok(sent) => {
-                    if let Some(error) = &sent.broken {
-                        tracing::warn!(%error, "the session channel broke; the sessions left do not move");
-                        broken = true;
-                    }
-                    sent.deliveries
-                        .iter()
-                        .map(|delivery| *delivery == Delivery::Taken)
-                        .collect()
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        "the successor did not acknowledge sessions within 2 s; the sessions left do not move"
-                    );
-                    broken = true;
-                    vec![false; batch.len()]
-                }
-            }
+            let (taken, broke) = pass_batch(&mut sender, &batch).await;
+            broken = broke;
+            taken
         };
-        for (offer, taken) in batch.into_iter().zip(taken) {
-            if taken {
-                report.moved += 1;
-            } else {
-                report.not_moved += 1;
-            }
-            let _ = offer.reply.send(taken);
-        }
+        settle(batch, taken, &mut report);
     }
     if !broken {
         let _ = sender.finish().await;
@@ -296,103 +277,81 @@ pub(crate) async fn move_sessions(state: &GatewayState, slot: &SenderSlot) -> Mo
     report
 }
 
-/// The new process's side: receives the predecessor's sessions on the channel
-/// `fd`, and serves each one acknowledged as if it had connected here.
-pub(crate) fn receive_sessions(state: Arc<GatewayState>, fd: OwnedFd, previous_pid: u32) {
-    tokio::spawn(async move {
-        let mut receiver = match SessionReceiver::new(fd) {
-            Ok(receiver) => receiver,
-            Err(error) => {
-                tracing::warn!(%error, "cannot take the predecessor's sessions");
-                return;
-            }
-        };
-        loop {
-            match receiver.next_batch().await {
-                Ok(Some(arrivals)) => {
-                    for arrival in arrivals {
-                        adopt(&state, arrival, previous_pid);
-                    }
-                }
-                Ok(None) | Err(ChannelError::Closed) => return,
-                Err(error) => {
-                    tracing::warn!(%error, "the session channel failed");
-                    return;
-                }
-            }
-        }
-    });
-}
-
-/// Serves one moved session: counted like any connection (past the cap: it is
-/// connected already), `restarted` first, then on.
-fn adopt(state: &Arc<GatewayState>, arrival: Arrival, previous_pid: u32) {
-    let Arrival { fd, record } = arrival;
-    let stream = match adopt_tcp(fd) {
-        Ok(stream) => stream,
+/// The sending end of the session channel made for the successor, taken from
+/// `slot`; `None` if there is none or it is unusable.
+fn take_sender(slot: &SenderSlot) -> Option<SessionSender> {
+    let fd = slot.lock().unwrap_or_else(PoisonError::into_inner).take()?;
+    match SessionSender::new(fd) {
+        Ok(sender) => Some(sender),
         Err(error) => {
-            tracing::warn!(%error, "a moved session's connection is unusable");
-            return;
+            tracing::warn!(%error, "the session channel is unusable; sessions do not move");
+            None
         }
+    }
+}
+
+/// The next offers to pass: all the sessions that reached their quiet point together
+/// (they do: one batch for all that did). `None` once no session is left.
+async fn next_batch(
+    incoming: &mut mpsc::UnboundedReceiver<MoveOffer>,
+    tasks: &TaskTracker,
+) -> Option<Vec<MoveOffer>> {
+    let first = tokio::select! {
+        biased;
+        offer = incoming.recv() => offer?,
+        () = tasks.wait() => return None,
     };
-    let slot = state.count_connection();
-    let state = Arc::clone(state);
-    let tasks = state.websockets.tasks.clone();
-    tasks.spawn(async move {
-        let _slot = slot;
-        let io = SessionIo::Adopted(CarriedBytes::new(
-            CountedStream::new(stream, state.metrics.byte_counters()),
-            record.unparsed,
-        ));
-        let socket = session_socket(io, &state, MAX_PAYLOAD).await;
-        let due_in = first_tick_in(
-            record.last_tick_unix_ms,
-            state.timings.tick_interval,
-            unix_ms(),
-        );
-        let continuation = Continuation {
-            client: record.client,
-            fencing_token: record.fencing_token,
-            last_seq: record.next_seq.saturating_sub(1),
-            last_tick_unix_ms: record.last_tick_unix_ms,
-            next_tick: Instant::now() + due_in,
-        };
-        session::resume(socket, state, continuation, previous_pid).await;
-    });
+    let mut batch = vec![first];
+    tokio::task::yield_now().await;
+    while let Ok(offer) = incoming.try_recv() {
+        batch.push(offer);
+    }
+    Some(batch)
 }
 
-/// How long after adoption a moved session's first tick is due: `period` after its last
-/// one (`last_tick_unix_ms`), at once if that is past, never later than `period` from
-/// now (a clock stepped back).
-fn first_tick_in(last_tick_unix_ms: u64, period: Duration, now_unix_ms: u64) -> Duration {
-    let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
-    let due_ms = last_tick_unix_ms
-        .saturating_add(period_ms)
-        .saturating_sub(now_unix_ms);
-    Duration::from_millis(due_ms.min(period_ms))
+/// Passes one batch through the channel (within [`MOVE_DEADLINE`]): whether the
+/// successor took each offer, and whether the channel broke (the sessions left then
+/// do not move).
+async fn pass_batch(sender: &mut SessionSender, batch: &[MoveOffer]) -> (Vec<bool>, bool) {
+    let outgoing: Vec<OutgoingSession<'_>> = batch
+        .iter()
+        .map(|offer| OutgoingSession {
+            fd: offer.fd.as_fd(),
+            record: &offer.record,
+        })
+        .collect();
+    match tokio::time::timeout(MOVE_DEADLINE, sender.send_all(&outgoing)).await {
+        Ok(sent) => {
+            let broken = if let Some(error) = &sent.broken {
+                tracing::warn!(%error, "the session channel broke; the sessions left do not move");
+                true
+            } else {
+                false
+            };
+            let taken = sent
+                .deliveries
+                .iter()
+                .map(|delivery| *delivery == Delivery::Taken)
+                .collect();
+            (taken, broken)
+        }
+        Err(_) => {
+            tracing::warn!(
+                "the successor did not acknowledge sessions within 2 s; the sessions left do not move"
+            );
+            (vec![false; batch.len()], true)
+        }
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PERIOD: Duration = Duration::from_secs(30);
-
-    #[test]
-    fn a_moved_session_s_next_tick_keeps_its_schedule() {
-        assert_eq!(
-            first_tick_in(100_000, PERIOD, 110_000),
-            Duration::from_secs(20)
-        );
-    }
-
-    #[test]
-    fn a_tick_overdue_at_adoption_comes_at_once() {
-        assert_eq!(first_tick_in(100_000, PERIOD, 140_000), Duration::ZERO);
-    }
-
-    #[test]
-    fn a_last_tick_in_the_future_never_delays_the_next_past_one_period() {
-        assert_eq!(first_tick_in(200_000, PERIOD, 100_000), PERIOD);
+/// Tells each session of `batch` whether the successor took it, and counts it.
+fn settle(batch: Vec<MoveOffer>, taken: Vec<bool>, report: &mut MoveReport) {
+    for (offer, taken) in batch.into_iter().zip(taken) {
+        if taken {
+            report.moved += 1;
+        } else {
+            report.not_moved += 1;
+        }
+        let _ = offer.reply.send(taken);
     }
 }

@@ -3,38 +3,26 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use gateway_domain::protocol::close::{self, CloseInstruction};
-use gateway_domain::protocol::dispatch::{self, Method};
-use gateway_domain::protocol::goodbye::{self, Goodbye};
-use gateway_domain::protocol::handshake::{HandshakeOutcome, evaluate_fenced_connect};
+use gateway_domain::protocol::handshake::{ClientInfo, HandshakeOutcome, evaluate_fenced_connect};
 use gateway_domain::protocol::{MAX_HANDSHAKE_PAYLOAD, MAX_PAYLOAD, frame};
 use gateway_domain::session_move::MOVE_DEADLINE;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::error::Elapsed;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
-use super::adopt::{QuietReader, SessionIo};
-use super::handover::{self, Continuation};
-use super::inbound_guard::{InboundGuard, Violation};
-use crate::server::metrics::{Handshake, Metrics, Request};
+use super::closing::{refuse, refuse_mid_message, say_goodbye, say_lock_lost, say_restarting};
+use super::continuation::Continuation;
+use super::frames::{answer, send};
+use super::handover;
+use super::inbound_guard::Violation;
+use super::socket::Socket;
+use crate::server::metrics::{Handshake, Metrics};
 use crate::server::state::GatewayState;
 use crate::unix_time::unix_ms;
-
-pub(crate) type Socket = WebSocketStream<InboundGuard<QuietReader<SessionIo>>>;
-
-/// How long a client may take to accept one frame before it counts as a slow reader.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes of a refused message read and discarded before the connection is dropped.
-const LINGER_MAX_BYTES: usize = 4 * MAX_PAYLOAD;
-/// How long a refused client has to answer our close before we drop it.
-const REFUSAL_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// What the next client message turned out to be.
 enum Incoming {
@@ -61,42 +49,11 @@ pub(crate) async fn run(
         Some((token, lost)) => (Some(token), lost),
         None => (None, CancellationToken::new()),
     };
-    let shutdown = state.websockets.signal.clone();
-    let handshake_timeout = state.timings.handshake_timeout;
-    let began = Instant::now();
-    let first = tokio::select! {
-        () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
-        () = lock_lost.cancelled() => return say_lock_lost(&mut socket, &state).await,
-        // The sessions move: one before `connect` moves only if its `connect` is
-        // arriving, once answered (within the move's deadline); else the goodbye.
-        () = state.moving.cancelled() => {
-            if !socket.get_ref().get_ref().mid_message() {
-                return handover::say_restarting(&mut socket, &state).await;
-            }
-            let deadline = (began + handshake_timeout).min(Instant::now() + MOVE_DEADLINE);
-            match tokio::time::timeout_at(deadline, next_text(&mut socket, MAX_HANDSHAKE_PAYLOAD)).await {
-                Ok(first) => Ok(first),
-                Err(_) => return handover::say_restarting(&mut socket, &state).await,
-            }
-        }
-        first = tokio::time::timeout(handshake_timeout, next_text(&mut socket, MAX_HANDSHAKE_PAYLOAD)) => first,
+    let Some(first) = first_message(&mut socket, &state, &lock_lost).await else {
+        return;
     };
-    let metrics = &state.metrics;
-    let text = match first {
-        Err(_elapsed) => {
-            metrics.handshake(Handshake::Timeout);
-            return refuse(&mut socket, metrics, close::HANDSHAKE_TIMEOUT).await;
-        }
-        Ok(Incoming::Refuse(instruction)) => {
-            metrics.handshake(Handshake::Invalid);
-            return refuse(&mut socket, metrics, instruction).await;
-        }
-        Ok(Incoming::Violated(violation)) => {
-            metrics.handshake(Handshake::Invalid);
-            return refuse_mid_message(&mut socket, metrics, violation).await;
-        }
-        Ok(Incoming::Gone) => return,
-        Ok(Incoming::Text(text)) => text,
+    let Some(text) = connect_text(&mut socket, &state.metrics, first).await else {
+        return;
     };
     if !state.may_act() || lock_lost.is_cancelled() {
         return say_lock_lost(&mut socket, &state).await;
@@ -111,58 +68,166 @@ pub(crate) async fn run(
             response,
             close,
             unauthorized: true,
-        } => {
-            metrics.handshake(Handshake::Unauthorized);
-            // The answer to a wrong token waits its turn among its host's failures.
-            let Some(ticket) = state.auth_throttle.schedule_failure(peer.ip()) else {
-                tracing::warn!(%peer, "connect with a wrong token turned away: too many failed attempts waiting");
-                return refuse(&mut socket, metrics, close::TRY_AGAIN_LATER).await;
-            };
-            tracing::warn!(%peer, "connect with a missing or wrong token refused");
-            tokio::select! {
-                () = shutdown.cancelled() => return say_goodbye(&mut socket, &state).await,
-                () = tokio::time::sleep_until(Instant::from_std(ticket.answer_at)) => {}
-            }
-            if let Some(response) = response {
-                let _ = send(&mut socket, response).await;
-            }
-            drop(ticket);
-            return refuse(&mut socket, metrics, close).await;
-        }
+        } => refuse_wrong_token(&mut socket, &state, peer, response, close).await,
         HandshakeOutcome::Rejected {
             response, close, ..
-        } => {
-            metrics.handshake(if close.code == close::PROTOCOL_MISMATCH.code {
-                Handshake::ProtocolMismatch
-            } else {
-                Handshake::Invalid
-            });
-            if let Some(response) = response {
-                let _ = send(&mut socket, response).await;
-            }
-            return refuse(&mut socket, metrics, close).await;
-        }
+        } => refuse_connect(&mut socket, &state.metrics, response, close).await,
         HandshakeOutcome::Accepted { hello_ok, client } => {
-            metrics.handshake(Handshake::Ok);
-            // The right token is answered at once, whatever others are failing.
-            if send(&mut socket, hello_ok).await.is_err() {
-                return;
-            }
-            tracing::debug!(%peer, client = %client.name, version = %client.version, "client connected");
-            // Connected: from now on messages may be up to 1 MiB.
-            socket.get_mut().set_message_limit(MAX_PAYLOAD);
-            let _counted = state.client_connected();
-            let period = state.timings.tick_interval;
-            let mut session = Continuation {
+            let connect = Connect {
+                hello_ok,
                 client,
                 fencing_token,
-                last_seq: 0,
-                last_tick_unix_ms: unix_ms(),
-                next_tick: Instant::now() + period,
             };
-            connected(socket, &state, &lock_lost, &mut session).await;
+            accept(socket, &state, peer, &lock_lost, connect).await;
         }
     }
+}
+
+/// Waits for the client's first message (its `connect`), within the handshake
+/// timeout: `Err` once that passed. `None` once the session ended instead: the
+/// gateway stopping, the lock lost, or the sessions moving (one before `connect`
+/// moves only if its `connect` is arriving, once answered, within the move's
+/// deadline; else the goodbye).
+async fn first_message(
+    socket: &mut Socket,
+    state: &GatewayState,
+    lock_lost: &CancellationToken,
+) -> Option<Result<Incoming, Elapsed>> {
+    let handshake_timeout = state.timings.handshake_timeout;
+    let began = Instant::now();
+    tokio::select! {
+        () = state.websockets.signal.cancelled() => { say_goodbye(socket, state).await; None },
+        () = lock_lost.cancelled() => { say_lock_lost(socket, state).await; None },
+        () = state.moving.cancelled() => {
+            if !socket.get_ref().get_ref().mid_message() {
+                say_restarting(socket, state).await;
+                return None;
+            }
+            let deadline = (began + handshake_timeout).min(Instant::now() + MOVE_DEADLINE);
+            match tokio::time::timeout_at(deadline, next_text(socket, MAX_HANDSHAKE_PAYLOAD)).await {
+                Ok(first) => Some(Ok(first)),
+                Err(_) => { say_restarting(socket, state).await; None },
+            }
+        }
+        first = tokio::time::timeout(handshake_timeout, next_text(socket, MAX_HANDSHAKE_PAYLOAD)) => Some(first),
+    }
+}
+
+/// The text of the client's `connect`, or `None` once the session was refused for
+/// a first message that was late, not text, or broke a limit (or the client left).
+async fn connect_text(
+    socket: &mut Socket,
+    metrics: &Metrics,
+    first: Result<Incoming, Elapsed>,
+) -> Option<String> {
+    match first {
+        Err(_elapsed) => {
+            metrics.handshake(Handshake::Timeout);
+            refuse(socket, metrics, close::HANDSHAKE_TIMEOUT).await;
+            None
+        }
+        Ok(Incoming::Refuse(instruction)) => {
+            metrics.handshake(Handshake::Invalid);
+            refuse(socket, metrics, instruction).await;
+            None
+        }
+        Ok(Incoming::Violated(violation)) => {
+            metrics.handshake(Handshake::Invalid);
+            refuse_mid_message(socket, metrics, violation).await;
+            None
+        }
+        Ok(Incoming::Gone) => None,
+        Ok(Incoming::Text(text)) => Some(text),
+    }
+}
+
+/// A `connect` with a missing or wrong token: its answer waits its turn among its
+/// host's failures (turned away at once when too many wait), then the refusal.
+async fn refuse_wrong_token(
+    socket: &mut Socket,
+    state: &GatewayState,
+    peer: SocketAddr,
+    response: Option<String>,
+    close: CloseInstruction,
+) {
+    let metrics = &state.metrics;
+    metrics.handshake(Handshake::Unauthorized);
+    let Some(ticket) = state.auth_throttle.schedule_failure(peer.ip()) else {
+        tracing::warn!(%peer, "connect with a wrong token turned away: too many failed attempts waiting");
+        return refuse(socket, metrics, close::TRY_AGAIN_LATER).await;
+    };
+    tracing::warn!(%peer, "connect with a missing or wrong token refused");
+    tokio::select! {
+        () = state.websockets.signal.cancelled() => return say_goodbye(socket, state).await,
+        () = tokio::time::sleep_until(Instant::from_std(ticket.answer_at)) => {}
+    }
+    if let Some(response) = response {
+        let _ = send(socket, response).await;
+    }
+    drop(ticket);
+    refuse(socket, metrics, close).await;
+}
+
+/// A `connect` refused for another reason (protocol mismatch, invalid, fenced): the
+/// error response if any, then the close.
+async fn refuse_connect(
+    socket: &mut Socket,
+    metrics: &Metrics,
+    response: Option<String>,
+    close: CloseInstruction,
+) {
+    metrics.handshake(if close.code == close::PROTOCOL_MISMATCH.code {
+        Handshake::ProtocolMismatch
+    } else {
+        Handshake::Invalid
+    });
+    if let Some(response) = response {
+        let _ = send(socket, response).await;
+    }
+    refuse(socket, metrics, close).await;
+}
+
+/// An accepted `connect`, as [`accept`] needs it.
+struct Connect {
+    /// The `hello-ok` response to send.
+    hello_ok: String,
+    /// The client's self-description.
+    client: ClientInfo,
+    /// The cluster fencing token of the term the session belongs to.
+    fencing_token: Option<u64>,
+}
+
+/// An accepted `connect`: `hello-ok` at once (whatever others are failing), then the
+/// connected session, counted as a client, with messages up to 1 MiB.
+async fn accept(
+    mut socket: Socket,
+    state: &GatewayState,
+    peer: SocketAddr,
+    lock_lost: &CancellationToken,
+    connect: Connect,
+) {
+    let Connect {
+        hello_ok,
+        client,
+        fencing_token,
+    } = connect;
+    state.metrics.handshake(Handshake::Ok);
+    if send(&mut socket, hello_ok).await.is_err() {
+        return;
+    }
+    tracing::debug!(%peer, client = %client.name, version = %client.version, "client connected");
+    // Connected: from now on messages may be up to 1 MiB.
+    socket.get_mut().set_message_limit(MAX_PAYLOAD);
+    let _counted = state.client_connected();
+    let period = state.timings.tick_interval;
+    let mut session = Continuation {
+        client,
+        fencing_token,
+        last_seq: 0,
+        last_tick_unix_ms: unix_ms(),
+        next_tick: Instant::now() + period,
+    };
+    connected(socket, state, lock_lost, &mut session).await;
 }
 
 /// A session moved here from the old process at a restart: `restarted` first, then
@@ -267,42 +332,6 @@ async fn serve(
     }
 }
 
-/// Why a frame was not delivered.
-pub(super) struct NotSent;
-
-/// Sends one text frame. A client that does not take it within [`SEND_TIMEOUT`] is a
-/// slow reader: it is dropped rather than buffered for.
-pub(super) async fn send(socket: &mut Socket, text: String) -> Result<(), NotSent> {
-    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::text(text))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(NotSent),
-        Err(_elapsed) => {
-            tracing::warn!("websocket client is not reading; disconnecting it");
-            Err(NotSent)
-        }
-    }
-}
-
-/// The response to one request of a connected client.
-pub(super) fn answer(text: &str, state: &GatewayState) -> String {
-    match dispatch::route(text) {
-        Ok(call) => match call.method {
-            Method::Health => {
-                state.metrics.request(Request::Health);
-                frame::ok_response(&call.id, &state.health())
-            }
-            Method::Status => {
-                state.metrics.request(Request::Status);
-                frame::ok_response(&call.id, &state.status())
-            }
-        },
-        Err(error_frame) => {
-            state.metrics.request(Request::Other);
-            error_frame
-        }
-    }
-}
-
 /// Reads until a text message, skipping control frames (tungstenite answers pings).
 async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
     loop {
@@ -325,86 +354,4 @@ async fn next_text(socket: &mut Socket, limit: usize) -> Incoming {
             Some(Err(_)) | None => return Incoming::Gone,
         }
     }
-}
-
-/// Closes with `instruction` and waits briefly for the client's close reply.
-pub(super) async fn refuse(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstruction) {
-    send_close(socket, metrics, instruction).await;
-    let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, drain(socket)).await;
-}
-
-/// Closes after a message broke a limit mid-way (1009 too big, 1008 message
-/// timeout, 1013 try again later). The stream is out of step with tungstenite, so
-/// the close frame is written by hand, and the rest of the message is read and
-/// thrown away (a bounded "lingering close") so the client reads our close instead
-/// of a connection reset.
-async fn refuse_mid_message(socket: &mut Socket, metrics: &Metrics, violation: Violation) {
-    let instruction = violation.close();
-    metrics.close_sent(instruction.code);
-    tracing::debug!(reason = instruction.reason, "websocket message refused");
-    let reason = instruction.reason.as_bytes();
-    let mut frame = Vec::with_capacity(4 + reason.len());
-    frame.push(0x88); // FIN + close opcode; server frames are unmasked
-    frame.push(u8::try_from(2 + reason.len()).unwrap_or(125));
-    frame.extend_from_slice(&instruction.code.to_be_bytes());
-    frame.extend_from_slice(reason);
-    let raw = socket.get_mut();
-    raw.disarm();
-    let linger = async {
-        if raw.write_all(&frame).await.is_err() || raw.flush().await.is_err() {
-            return;
-        }
-        // On the heap: an array here would sit in every session's future.
-        let mut sink = vec![0u8; 16 * 1024];
-        let mut discarded = 0usize;
-        while discarded < LINGER_MAX_BYTES {
-            match raw.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => discarded += n,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(REFUSAL_CLOSE_GRACE, linger).await;
-}
-
-/// The gateway lets its clients go (a stop, or a restart handed over): the `shutdown`
-/// event, the close frame, and the wait for the client's close reply (bounded by the
-/// stop sequence's deadline).
-async fn say_goodbye(socket: &mut Socket, state: &GatewayState) {
-    farewell(socket, &state.metrics, state.goodbye()).await;
-}
-
-/// This gateway lost the cluster lock: the `shutdown` event with reason
-/// `cluster lock lost`, close 1012 (the client may reconnect, to the new active).
-pub(super) async fn say_lock_lost(socket: &mut Socket, state: &GatewayState) {
-    let _ = tokio::time::timeout(
-        REFUSAL_CLOSE_GRACE,
-        farewell(socket, &state.metrics, goodbye::CLUSTER_LOCK_LOST),
-    )
-    .await;
-}
-
-/// A `shutdown` event, then a close frame, then the wait for the client's reply.
-pub(super) async fn farewell(socket: &mut Socket, metrics: &Metrics, goodbye: Goodbye) {
-    // Queue the event without flushing, so it leaves with the close frame in one write.
-    let queued =
-        tokio::time::timeout(SEND_TIMEOUT, socket.feed(Message::text(goodbye.event()))).await;
-    if matches!(queued, Ok(Ok(()))) {
-        send_close(socket, metrics, goodbye.close).await;
-        drain(socket).await;
-    }
-}
-
-async fn send_close(socket: &mut Socket, metrics: &Metrics, instruction: CloseInstruction) {
-    metrics.close_sent(instruction.code);
-    let frame = CloseFrame {
-        code: CloseCode::from(instruction.code),
-        reason: instruction.reason.into(),
-    };
-    let _ = socket.close(Some(frame)).await;
-}
-
-/// Reads until the close handshake completes or the connection ends.
-async fn drain(socket: &mut Socket) {
-    while let Some(Ok(_)) = socket.next().await {}
 }
