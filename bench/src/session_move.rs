@@ -38,6 +38,8 @@ const RETRY: Duration = Duration::from_millis(2);
 const SETTLE: Duration = Duration::from_millis(500);
 /// Requests still in flight this long after a restart's window count as during it.
 const TAIL: Duration = Duration::from_millis(20);
+/// How long before a restart's signal its steady yardstick window ends.
+const STEADY_BEFORE: Duration = Duration::from_millis(100);
 /// How long every session has to be back after a restart, and requests to be answered
 /// at the end.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -93,6 +95,10 @@ pub struct SessionRestart {
     pub longest_wait: Duration,
     /// p99 of the waits of the requests that overlapped the restart.
     pub p99_wait: Duration,
+    /// The same p99 in a window as long, ending [`STEADY_BEFORE`] before the signal:
+    /// the same load, no restart (the yardstick: what the machine and this client
+    /// cost on their own).
+    pub steady_p99_wait: Duration,
     /// Signal to the first `/healthz` answered by the new process.
     pub serving: Duration,
     /// The new process serving to the old one gone (zero when it was gone first).
@@ -216,6 +222,14 @@ pub async fn measure(target: &Target, restarts: usize) -> SessionRun {
             .collect();
         restart.longest_wait = during.iter().copied().max().unwrap_or_default();
         restart.p99_wait = percentile(&during, 0.99);
+        let steady_end = window.signal - STEADY_BEFORE;
+        let steady_start = steady_end - (end - window.signal).min(SETTLE - STEADY_BEFORE);
+        let steady: Vec<Duration> = waits
+            .iter()
+            .filter(|(sent, wait)| *sent <= steady_end && *sent + *wait >= steady_start)
+            .map(|(_, wait)| *wait)
+            .collect();
+        restart.steady_p99_wait = percentile(&steady, 0.99);
     }
     SessionRun {
         restarts: figures,
@@ -243,8 +257,12 @@ async fn all_back(log: &Log) {
     }
 }
 
-/// Connects again after a close, retrying until it works (or the run stops).
-async fn reconnect(port: u16, log: &Log) -> Option<Client> {
+/// Answers the server's close and lets the connection go (a server waits for its
+/// connections before it exits), then connects again, retrying until it works (or the
+/// run stops).
+async fn reconnect(mut closed: Client, port: u16, log: &Log) -> Option<Client> {
+    let _ = tokio::time::timeout(Duration::from_millis(100), closed.close(None)).await;
+    drop(closed);
     let deadline = Instant::now() + DEADLINE;
     while !log.stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         if let Ok(session) = client::try_connected(port).await {
@@ -297,7 +315,7 @@ async fn idle_session(port: u16, mut session: Client, log: Arc<Log>) {
                     return;
                 }
                 log.note(Seen::Closed);
-                match reconnect(port, &log).await {
+                match reconnect(session, port, &log).await {
                     Some(again) => session = again,
                     None => return,
                 }
@@ -365,7 +383,7 @@ async fn busy_session(
                 for _ in &pending {
                     log.note(Seen::Lost);
                 }
-                let Some(again) = reconnect(port, &log).await else {
+                let Some(again) = reconnect(session, port, &log).await else {
                     return pending.len();
                 };
                 session = again;
