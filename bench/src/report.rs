@@ -788,6 +788,11 @@ pub fn sessions_section(ours: &SessionRun, theirs: &SessionRun, svg: &str) -> St
             Some(20.0),
         ),
         (
+            "the same p99 in as long a window just before the signal (no restart)",
+            |r| r.steady_p99_wait,
+            None,
+        ),
+        (
             "new process serves → old process gone",
             |r| r.old_gone,
             Some(200.0),
