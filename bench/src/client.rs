@@ -18,18 +18,27 @@ pub fn config() -> WebSocketConfig {
 /// Opens a socket and completes `connect`; panics on failure (a benchmark with a
 /// broken server is not worth finishing).
 pub async fn connected(port: u16) -> Client {
+    match try_connected(port).await {
+        Ok(client) => client,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// Opens a socket and completes `connect`; why not, on failure (a refused connect
+/// while a server restarts, say).
+pub async fn try_connected(port: u16) -> Result<Client, String> {
     let url = format!("ws://127.0.0.1:{port}/");
     let (mut client, _) = tokio_tungstenite::connect_async_with_config(url, Some(config()), true)
         .await
-        .expect("websocket upgrade");
+        .map_err(|e| format!("websocket upgrade: {e}"))?;
     let connect = r#"{"type":"req","id":"c","method":"connect","params":{"minProtocol":1,"maxProtocol":1,"client":{"name":"bench","version":"1"}}}"#;
     client
         .send(Message::text(connect))
         .await
-        .expect("send connect");
+        .map_err(|e| format!("send connect: {e}"))?;
     match client.next().await {
-        Some(Ok(Message::Text(text))) if text.as_str().contains("hello-ok") => client,
-        other => panic!("no hello-ok: {other:?}"),
+        Some(Ok(Message::Text(text))) if text.as_str().contains("hello-ok") => Ok(client),
+        other => Err(format!("no hello-ok: {other:?}")),
     }
 }
 

@@ -9,6 +9,7 @@ mod memory;
 mod report;
 mod restart_gap;
 mod restart_load;
+mod session_move;
 mod startup;
 mod stats;
 mod target;
@@ -37,6 +38,9 @@ struct Options {
     /// Measure only the gateway's refused start beside its floors and print the
     /// figures (for tuning start-up); writes nothing.
     fail_fast_only: bool,
+    /// Measure only the sessions under restart, both targets; print the report's
+    /// section and write its chart (not the report).
+    sessions_only: bool,
     /// Restarts per restart-under-load run (default 10, or 3 with `--quick`).
     restarts: Option<usize>,
     /// Only drive `health` load at a server already on this port (for profiling).
@@ -53,6 +57,7 @@ fn parse_options() -> Options {
         quick: false,
         gateway_only: false,
         fail_fast_only: false,
+        sessions_only: false,
         load_port: None,
         restarts: None,
     };
@@ -72,6 +77,7 @@ fn parse_options() -> Options {
             "--quick" => options.quick = true,
             "--gateway-only" => options.gateway_only = true,
             "--fail-fast-only" => options.fail_fast_only = true,
+            "--sessions-only" => options.sessions_only = true,
             "--restarts" => {
                 options.restarts = Some(
                     value()
@@ -97,7 +103,7 @@ fn parse_options() -> Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--floor-source FILE.c] [--out FILE.md] [--quick] [--gateway-only] [--fail-fast-only] [--restarts N] [--load-port PORT]"
+        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--floor-source FILE.c] [--out FILE.md] [--quick] [--gateway-only] [--fail-fast-only] [--sessions-only] [--restarts N] [--load-port PORT]"
     );
     std::process::exit(2);
 }
@@ -160,6 +166,7 @@ async fn figures(target: &Target, floor: &Floor, options: &Options) -> Figures {
 
     eprintln!("[{name}] memory with 2000 idle connections");
     let memory = memory::measure(target, 2000).await;
+    let sessions = sessions(target, quick).await;
     Figures {
         name,
         fail_fast,
@@ -171,7 +178,20 @@ async fn figures(target: &Target, floor: &Floor, options: &Options) -> Figures {
         throughput: rates,
         idle_rss_mib: memory.idle_rss as f64 / (1024.0 * 1024.0),
         per_connection_kib: memory.per_connection / 1024.0,
+        sessions,
     }
+}
+
+/// Restarts with sessions open: 5, or 2 with `--quick`.
+async fn sessions(target: &Target, quick: bool) -> session_move::SessionRun {
+    let restarts = if quick { 2 } else { 5 };
+    eprintln!(
+        "[{}] {restarts} restarts with {} idle and {} busy sessions",
+        target.name(),
+        session_move::IDLE,
+        session_move::BUSY
+    );
+    session_move::measure(target, restarts).await
 }
 
 #[tokio::main]
@@ -215,6 +235,25 @@ async fn main() {
         );
         return;
     }
+    if options.sessions_only {
+        let ours = sessions(&gateway, options.quick).await;
+        let theirs = sessions(&reference, options.quick).await;
+        let svg = options.out.with_file_name("sessions-under-restart.svg");
+        print!(
+            "{}",
+            report::sessions_section(&ours, &theirs, "sessions-under-restart.svg")
+        );
+        eprintln!(
+            "gateway: {:#?}\nreference: {:#?}",
+            ours.restarts, theirs.restarts
+        );
+        if let Err(error) = std::fs::write(&svg, report::sessions_svg(&ours, &theirs)) {
+            eprintln!("gateway-bench: cannot write the chart: {error}");
+            std::process::exit(1);
+        }
+        eprintln!("wrote {}", svg.display());
+        return;
+    }
     let ours = figures(&gateway, &floor, &options).await;
     if options.gateway_only {
         let paced = report::RestartLoadSummary::of(&ours.restart_paced);
@@ -240,6 +279,7 @@ async fn main() {
 
     let gap_svg = options.out.with_file_name("restart-gap.svg");
     let load_svg = options.out.with_file_name("restart-under-load.svg");
+    let sessions_svg = options.out.with_file_name("sessions-under-restart.svg");
     let name = |path: &std::path::Path| {
         path.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
@@ -256,19 +296,27 @@ async fn main() {
         command,
         &name(&gap_svg),
         &name(&load_svg),
+        &name(&sessions_svg),
     );
     print!("{markdown}");
     if let Err(error) = std::fs::write(&options.out, &markdown)
         .and_then(|()| std::fs::write(&gap_svg, report::restart_gap_svg(&ours, &theirs)))
         .and_then(|()| std::fs::write(&load_svg, report::restart_load_svg(&ours, &theirs)))
+        .and_then(|()| {
+            std::fs::write(
+                &sessions_svg,
+                report::sessions_svg(&ours.sessions, &theirs.sessions),
+            )
+        })
     {
         eprintln!("gateway-bench: cannot write the report: {error}");
         std::process::exit(1);
     }
     eprintln!(
-        "wrote {}, {} and {}",
+        "wrote {}, {}, {} and {}",
         options.out.display(),
         gap_svg.display(),
-        load_svg.display()
+        load_svg.display(),
+        sessions_svg.display()
     );
 }

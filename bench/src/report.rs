@@ -1,9 +1,12 @@
-//! Writing the results: a Markdown table, an SVG chart of the restart gap and one of
-//! the restarts under load.
+//! Writing the results: a Markdown table, an SVG chart of the restart gap, one of the
+//! restarts under load and one of the sessions under restart.
 
 use std::fmt::Write as _;
 
+use std::time::Duration;
+
 use crate::restart_load::LoadRun;
+use crate::session_move::{BUSY, IDLE, PACE, SessionRestart, SessionRun};
 use crate::startup::FailFast;
 use crate::stats::{median, ms, percentile};
 
@@ -46,6 +49,8 @@ pub struct Figures {
     pub throughput: Vec<(usize, f64, f64, f64)>,
     pub idle_rss_mib: f64,
     pub per_connection_kib: f64,
+    /// Idle and busy WebSocket sessions through restarts (issue 19).
+    pub sessions: SessionRun,
 }
 
 /// The restart-under-load figures of one run, as reported.
@@ -172,6 +177,7 @@ pub fn markdown(
     command: &str,
     gap_svg: &str,
     load_svg: &str,
+    sessions_svg: &str,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Benchmarks\n");
@@ -328,6 +334,11 @@ pub fn markdown(
     let _ = writeln!(out, "\n## Restart gap against connected clients\n");
     let _ = writeln!(out, "![restart gap]({gap_svg})\n");
     restart_load_section(&mut out, ours, theirs, load_svg);
+    out.push_str(&sessions_section(
+        &ours.sessions,
+        &theirs.sessions,
+        sessions_svg,
+    ));
     out
 }
 
@@ -669,6 +680,267 @@ pub fn restart_gap_svg(ours: &Figures, theirs: &Figures) -> String {
             left + 28.0,
             label_y,
             figures.name
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The sessions-under-restart section (issue 19): a table of each figure, median and
+/// worst over the restarts, for both targets with the goals, then the chart.
+pub fn sessions_section(ours: &SessionRun, theirs: &SessionRun, svg: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n## Sessions under restart (issue 19)\n\n{IDLE} idle WebSocket sessions (past `connect`) and {BUSY} busy ones, each busy one \
+         sending a `health` request with a unique id every {} ms; {} restarts for the gateway (SIGHUP: the \
+         sessions move) and {} for the reference (stop + start: it closes every session). A closed \
+         session reconnects at once and resends what it had not been answered (counted lost once; its \
+         wait runs from the first send). Each cell: median / worst of the restarts.\n",
+        PACE.as_millis(),
+        ours.restarts.len(),
+        theirs.restarts.len(),
+    );
+    let _ = writeln!(
+        out,
+        "| per restart | gateway | node reference | goal | met |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    let count = |run: &SessionRun, f: fn(&SessionRestart) -> usize| -> (usize, usize) {
+        let mut v: Vec<usize> = run.restarts.iter().map(f).collect();
+        v.sort_unstable();
+        (
+            v.get(v.len() / 2).copied().unwrap_or(0),
+            v.last().copied().unwrap_or(0),
+        )
+    };
+    let time = |run: &SessionRun, f: fn(&SessionRestart) -> Duration| -> (f64, f64) {
+        let v: Vec<Duration> = run.restarts.iter().map(f).collect();
+        (ms(median(&v)), ms(percentile(&v, 1.0)))
+    };
+    for (figure, f, goal) in [
+        (
+            "sessions closed",
+            (|r: &SessionRestart| r.closed) as fn(&SessionRestart) -> usize,
+            Some(0),
+        ),
+        ("sessions told `restarted`", |r| r.told_restarted, None),
+        ("requests lost", |r| r.lost, Some(0)),
+        ("requests answered twice", |r| r.duplicated, Some(0)),
+    ] {
+        let (us, them) = (count(ours, f), count(theirs, f));
+        let (goal_text, met) = match goal {
+            Some(g) => (format!("{g}"), verdict(us.1 <= g)),
+            None => (
+                format!("{} (all)", IDLE + BUSY),
+                verdict(us.0 >= IDLE + BUSY),
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "| {figure} | {} / {} | {} / {} | {goal_text} | {met} |",
+            us.0, us.1, them.0, them.1
+        );
+    }
+    let told = |run: &SessionRun| -> String {
+        let v: Vec<Duration> = run
+            .restarts
+            .iter()
+            .filter_map(|r| r.last_restarted)
+            .collect();
+        if v.is_empty() {
+            "none told".to_owned()
+        } else {
+            format!("{:.1} / {:.1} ms", ms(median(&v)), ms(percentile(&v, 1.0)))
+        }
+    };
+    let our_told: Vec<Duration> = ours
+        .restarts
+        .iter()
+        .filter_map(|r| r.last_restarted)
+        .collect();
+    let _ = writeln!(
+        out,
+        "| signal → last session told `restarted` | {} | {} | ≤ 100 ms | {} |",
+        told(ours),
+        told(theirs),
+        verdict(our_told.len() == ours.restarts.len() && ms(percentile(&our_told, 1.0)) <= 100.0)
+    );
+    for (figure, f, goal) in [
+        (
+            "signal → new process serves",
+            (|r: &SessionRestart| r.serving) as fn(&SessionRestart) -> Duration,
+            None,
+        ),
+        (
+            "signal → last session back (told `restarted`, or reconnected)",
+            |r| r.last_back,
+            None,
+        ),
+        (
+            "longest request wait across the restart",
+            |r| r.longest_wait,
+            None,
+        ),
+        (
+            "p99 of request waits in the restart's window",
+            |r| r.p99_wait,
+            Some(20.0),
+        ),
+        (
+            "the same p99 in as long a window just before the signal (no restart)",
+            |r| r.steady_p99_wait,
+            None,
+        ),
+        (
+            "new process serves → old process gone",
+            |r| r.old_gone,
+            Some(200.0),
+        ),
+    ] {
+        let (us, them) = (time(ours, f), time(theirs, f));
+        let (goal_text, met) = match goal {
+            Some(g) => (format!("≤ {g} ms"), verdict(us.1 <= g)),
+            None => (String::new(), ""),
+        };
+        let _ = writeln!(
+            out,
+            "| {figure} | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {goal_text} | {met} |",
+            us.0, us.1, them.0, them.1
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nRequests answered: {} (gateway), {} (reference); unanswered when the run ended: {} and {}.\n",
+        ours.answered, theirs.answered, ours.unanswered_at_end, theirs.unanswered_at_end
+    );
+    let _ = writeln!(
+        out,
+        "Per restart, the longest request wait and the time to the last session back:\n\n![sessions under restart]({svg})\n"
+    );
+    out
+}
+
+/// Bars per restart, both targets, on a log scale: the longest request wait and the
+/// signal to the last session back (told `restarted`, or reconnected).
+pub fn sessions_svg(ours: &SessionRun, theirs: &SessionRun) -> String {
+    let (w, h, left, right, top, bottom) = (640.0, 380.0, 70.0, 20.0, 110.0, 50.0);
+    let series = |run: &SessionRun, f: fn(&SessionRestart) -> Duration| -> Vec<f64> {
+        run.restarts.iter().map(|r| ms(f(r))).collect()
+    };
+    let our_wait = series(ours, |r| r.longest_wait);
+    let our_back = series(ours, |r| r.last_back);
+    let their_wait = series(theirs, |r| r.longest_wait);
+    let their_back = series(theirs, |r| r.last_back);
+    let n = our_wait.len().max(their_wait.len()).max(1);
+    let lowest = 0.1f64;
+    let highest = our_wait
+        .iter()
+        .chain(&our_back)
+        .chain(&their_wait)
+        .chain(&their_back)
+        .copied()
+        .fold(100.0f64, f64::max)
+        .log10()
+        .ceil();
+    let y = |v: f64| {
+        let share = (v.max(lowest).log10() - lowest.log10()) / (highest - lowest.log10());
+        top + (h - top - bottom) * (1.0 - share)
+    };
+    let slot = (w - left - right) / n as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{}" y="22" text-anchor="middle" font-size="14">Sessions under restart: {} sessions, per restart (ms, log scale)</text>
+"#,
+        w / 2.0,
+        IDLE + BUSY
+    );
+    let mut decade = lowest.log10().round() as i32;
+    while f64::from(decade) <= highest {
+        let v = 10f64.powi(decade);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v}</text>"##,
+            w - right,
+            y(v),
+            y(v),
+            left - 6.0,
+            y(v) + 4.0
+        );
+        decade += 1;
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#2ca02c" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" text-anchor="end" fill="#2ca02c">goal: every session told in 100 ms</text>"##,
+        w - right,
+        y(100.0),
+        y(100.0),
+        w - right - 4.0,
+        y(100.0) - 4.0
+    );
+    for i in 0..n {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            left + slot * (i as f64 + 0.5),
+            h - bottom + 18.0,
+            i + 1
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">restart</text>"#,
+        left + (w - left - right) / 2.0,
+        h - bottom + 36.0
+    );
+    let bar = slot * 0.2;
+    for (offset, values, colour, label, label_y) in [
+        (
+            0.1,
+            &our_wait,
+            "#1f77b4",
+            "gateway (SIGHUP, sessions move): longest request wait",
+            50.0,
+        ),
+        (
+            0.3,
+            &our_back,
+            "#aec7e8",
+            "gateway: signal → last session told restarted",
+            68.0,
+        ),
+        (
+            0.5,
+            &their_wait,
+            "#d62728",
+            "node reference (stop + start): longest request wait",
+            86.0,
+        ),
+        (
+            0.7,
+            &their_back,
+            "#ff9896",
+            "node reference: signal → last session reconnected",
+            104.0,
+        ),
+    ] {
+        for (i, v) in values.iter().enumerate() {
+            let x = left + slot * (i as f64 + offset);
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{:.1}" fill="{colour}"><title>{v:.2} ms</title></rect>"#,
+                y(*v),
+                (h - bottom - y(*v)).max(0.0)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{}" y="{}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}">{label}</text>"#,
+            left + 10.0,
+            label_y - 10.0,
+            left + 28.0,
+            label_y
         );
     }
     svg.push_str("</svg>\n");

@@ -451,23 +451,23 @@ async fn drain(session: &mut WebSocketStream<TcpStream>) {
 }
 
 /// One restart, timed.
-struct Window {
-    signal: Instant,
+pub struct Window {
+    pub signal: Instant,
     /// The first `/healthz` answered by the new process.
-    serving: Instant,
+    pub serving: Instant,
     /// The new process serves and the old one is gone.
-    end: Instant,
+    pub end: Instant,
 }
 
 /// The server under load; its pid changes with each restart. Stopped on drop.
-struct Server {
+pub struct Server {
     target: Target,
     port: u16,
-    pid: Pid,
+    pub pid: Pid,
 }
 
 impl Server {
-    fn start(target: &Target, port: u16) -> Self {
+    pub fn start(target: &Target, port: u16) -> Self {
         // Handed-over gateways are children of the process they replace; once that
         // one exits they are re-parented here, so they can be reaped and waited for.
         nix::sys::prctl::set_child_subreaper(true).expect("become a child subreaper");
@@ -481,7 +481,7 @@ impl Server {
         }
     }
 
-    fn restart(&mut self) -> Window {
+    pub fn restart(&mut self) -> Window {
         let old = self.pid;
         let signal = Instant::now();
         match &self.target {
