@@ -381,11 +381,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_successor_that_never_answers_is_killed_after_the_deadline() {
+    /// A successor that says nothing until the deadline, then is killed (in that
+    /// order); `pid` as it is known by then. Returns the failure's reason.
+    fn silent_successor_reason(pid: Option<u32>) -> String {
         let mut child = MockChild::new();
         let mut order = Sequence::new();
-        child.expect_pid().return_const(Some(7u32));
+        child.expect_pid().return_const(pid);
         child
             .expect_report()
             .withf(|within| *within == SUCCESSOR_DEADLINE)
@@ -401,33 +402,23 @@ mod tests {
         let HandoffOutcome::Failed(failure) = run(&launcher_of(child)) else {
             panic!("handed over to a silent successor")
         };
+        failure.reason
+    }
+
+    #[test]
+    fn a_successor_that_never_answers_is_killed_after_the_deadline() {
         assert_eq!(
-            failure.reason,
+            silent_successor_reason(Some(7)),
             "the new process (pid 7) did not serve within 10s"
         );
     }
 
     #[test]
     fn a_successor_stuck_before_exec_is_killed_at_the_deadline_even_without_a_pid() {
-        let mut child = MockChild::new();
-        let mut order = Sequence::new();
-        child.expect_pid().return_const(None::<u32>);
-        child
-            .expect_report()
-            .withf(|within| *within == SUCCESSOR_DEADLINE)
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(|_| SuccessorReport::TimedOut);
-        child
-            .expect_kill()
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(|| ());
-        child.expect_last_output().returning(Vec::new);
-        let HandoffOutcome::Failed(failure) = run(&launcher_of(child)) else {
-            panic!("handed over to a process that never ran")
-        };
-        assert_eq!(failure.reason, "the new process did not serve within 10s");
+        assert_eq!(
+            silent_successor_reason(None),
+            "the new process did not serve within 10s"
+        );
     }
 
     #[test]
