@@ -16,4 +16,7 @@ pub(crate) struct Continuation {
     pub last_tick_unix_ms: u64,
     /// When the next tick is due.
     pub next_tick: Instant,
+    /// When the client last sent a request: a session busy at a restart moves first,
+    /// since its requests wait while it moves.
+    pub last_request: Option<Instant>,
 }

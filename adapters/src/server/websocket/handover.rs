@@ -27,6 +27,11 @@ use crate::handoff::session_channel::{Delivery, OutgoingSession, SenderSlot, Ses
 use crate::server::counted_stream::CountedStream;
 use crate::server::state::GatewayState;
 
+/// A session that sent a request this recently is busy: it moves first.
+const BUSY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// Sessions passed at a time, so that busy ones need not wait behind every idle one.
+const CHUNK: usize = 64;
+
 /// A session at its quiet point, offered for the move: a copy of its connection's
 /// descriptor, its record, and where to say whether the successor took it.
 pub(crate) struct MoveOffer {
@@ -37,6 +42,9 @@ pub(crate) struct MoveOffer {
     record: SessionRecord,
     /// `true` once the successor acknowledged the session (it serves it now).
     reply: oneshot::Sender<bool>,
+    /// The client sent a request lately: its next ones wait while it moves, so it
+    /// goes before idle sessions.
+    busy: bool,
 }
 
 /// The old process's side for one session: stop reading new messages, answer those
@@ -73,7 +81,11 @@ pub(super) async fn move_out(mut socket: Socket, state: &GatewayState, session: 
         return;
     };
     let carried = unparsed.clone();
-    let taken = offer(&connection, session_record(session, unparsed), &offers).await;
+    let busy = session
+        .last_request
+        .is_some_and(|at| at.elapsed() < BUSY_WITHIN);
+    let record = session_record(session, unparsed);
+    let taken = offer(&connection, record, busy, &offers).await;
     mover.on(if taken {
         SessionEvent::Handed
     } else {
@@ -208,6 +220,7 @@ fn session_record(session: &Continuation, unparsed: Vec<u8>) -> SessionRecord {
 async fn offer(
     connection: &std::net::TcpStream,
     record: SessionRecord,
+    busy: bool,
     offers: &mpsc::UnboundedSender<MoveOffer>,
 ) -> bool {
     let Ok(copy) = connection.try_clone() else {
@@ -218,6 +231,7 @@ async fn offer(
         fd: OwnedFd::from(copy),
         record,
         reply,
+        busy,
     };
     offers.send(offer).is_ok() && answered.await.unwrap_or(false)
 }
@@ -256,7 +270,8 @@ pub(crate) async fn move_sessions(state: &GatewayState, slot: &SenderSlot) -> Mo
     tasks.close();
     let mut report = MoveReport::default();
     let mut broken = false;
-    while let Some(batch) = next_batch(&mut incoming, tasks).await {
+    let mut waiting: Vec<MoveOffer> = Vec::new();
+    while let Some(batch) = next_chunk(&mut waiting, &mut incoming, tasks).await {
         let taken = if broken {
             vec![false; batch.len()]
         } else {
@@ -288,6 +303,27 @@ fn take_sender(slot: &SenderSlot) -> Option<SessionSender> {
             None
         }
     }
+}
+
+/// The next offers to pass, busy sessions first: at most [`CHUNK`] at a time, so that
+/// a busy session that reaches its quiet point while idle ones are passed goes ahead
+/// of those still waiting. `None` once no session is left.
+async fn next_chunk(
+    waiting: &mut Vec<MoveOffer>,
+    incoming: &mut mpsc::UnboundedReceiver<MoveOffer>,
+    tasks: &TaskTracker,
+) -> Option<Vec<MoveOffer>> {
+    if waiting.is_empty() {
+        waiting.extend(next_batch(incoming, tasks).await?);
+    } else {
+        while let Ok(offer) = incoming.try_recv() {
+            waiting.push(offer);
+        }
+    }
+    // Stable: busy ones first, each group in the order it came.
+    waiting.sort_by_key(|offer| !offer.busy);
+    let take = waiting.len().min(CHUNK);
+    Some(waiting.drain(..take).collect())
 }
 
 /// The next offers to pass: all the sessions that reached their quiet point together

@@ -78,6 +78,7 @@ fn adopt(state: &Arc<GatewayState>, arrival: Arrival, previous_pid: u32) {
             last_seq: record.next_seq.saturating_sub(1),
             last_tick_unix_ms: record.last_tick_unix_ms,
             next_tick: Instant::now() + due_in,
+            last_request: None,
         };
         session::resume(socket, state, continuation, previous_pid).await;
     });

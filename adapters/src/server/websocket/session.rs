@@ -226,6 +226,7 @@ async fn accept(
         last_seq: 0,
         last_tick_unix_ms: unix_ms(),
         next_tick: Instant::now() + period,
+        last_request: None,
     };
     connected(socket, state, lock_lost, &mut session).await;
 }
@@ -310,6 +311,7 @@ async fn serve(
                 // freeze has lost its lease before its keep-alive task knows it.
                 Incoming::Text(_) if !state.may_act() => { say_lock_lost(socket, state).await; return Served::Ended; },
                 Incoming::Text(text) => {
+                    session.last_request = Some(Instant::now());
                     if send(socket, answer(&text, state)).await.is_err() {
                         return Served::Ended;
                     }
