@@ -391,3 +391,65 @@ fn settle(batch: Vec<MoveOffer>, taken: Vec<bool>, report: &mut MoveReport) {
         let _ = offer.reply.send(taken);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_domain::protocol::handshake::ClientInfo;
+
+    /// An offer whose record names it `name`, busy or not.
+    fn offer(name: &str, busy: bool) -> MoveOffer {
+        let (reply, _) = oneshot::channel();
+        let fd = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+        MoveOffer {
+            fd,
+            record: SessionRecord {
+                protocol: 1,
+                authenticated: true,
+                client: ClientInfo {
+                    name: name.to_owned(),
+                    version: "1".to_owned(),
+                },
+                next_seq: 1,
+                last_tick_unix_ms: 0,
+                fencing_token: None,
+                unparsed: Vec::new(),
+            },
+            reply,
+            busy,
+        }
+    }
+
+    fn names(chunk: &[MoveOffer]) -> Vec<&str> {
+        chunk
+            .iter()
+            .map(|o| o.record.client.name.as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn busy_sessions_go_first_and_a_late_busy_one_jumps_the_queue_of_idle_ones() {
+        let (offers, mut incoming) = mpsc::unbounded_channel();
+        let tasks = TaskTracker::new();
+        for n in 0..CHUNK + 10 {
+            offers.send(offer(&format!("idle{n}"), false)).unwrap();
+        }
+        offers.send(offer("busy-early", true)).unwrap();
+        let mut waiting = Vec::new();
+
+        let first = next_chunk(&mut waiting, &mut incoming, &tasks)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), CHUNK);
+        assert_eq!(names(&first)[..2], ["busy-early", "idle0"]);
+
+        // A busy session that reaches its quiet point now goes before the idle ones
+        // still waiting.
+        offers.send(offer("busy-late", true)).unwrap();
+        let second = next_chunk(&mut waiting, &mut incoming, &tasks)
+            .await
+            .unwrap();
+        assert_eq!(names(&second)[0], "busy-late");
+        assert_eq!(second.len(), 12);
+    }
+}
