@@ -23,6 +23,7 @@
 //! under its own limits' guard, so that they are metered like any others; tungstenite's
 //! own `WebSocketStream::from_partially_read` would skip the guard.
 
+use super::write_through::write_through;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -211,23 +212,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for QuietReader<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for QuietReader<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+write_through!(QuietReader);
 
 // The session mover drains tungstenite itself (its reader sits under the limits
 // guard); these stay for the tests that show where the bytes are.
@@ -335,23 +320,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for CarriedBytes<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for CarriedBytes<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+write_through!(CarriedBytes);
 
 /// The I/O the gateway serves HTTP on, which an upgraded session's `Upgraded` wraps.
 pub(crate) type ServedIo = TokioIo<CountedStream<TcpStream>>;

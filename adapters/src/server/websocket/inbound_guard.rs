@@ -8,6 +8,7 @@
 //! both the per-phase limit and the timing. A frame that breaks a limit is refused
 //! from its header, before its payload is read: the cheap early cut-off.
 
+use super::write_through::write_through;
 use std::fmt;
 use std::io;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use gateway_domain::protocol::close::{self, CloseInstruction};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::frame_meter::{FrameEvent, FrameMeter};
@@ -247,23 +248,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for InboundGuard<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for InboundGuard<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+write_through!(InboundGuard);
 
 #[cfg(test)]
 mod tests {

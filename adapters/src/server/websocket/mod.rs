@@ -12,6 +12,7 @@ mod receive;
 mod session;
 mod socket;
 mod upgrade;
+mod write_through;
 
 pub(crate) use handover::{MoveOffer, move_sessions};
 pub(crate) use message_budget::MessageBudget;
