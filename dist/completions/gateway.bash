@@ -53,7 +53,7 @@ _gateway() {
 
     case "${cmd}" in
         gateway)
-            opts="-h -V --port --profile --dev --bind --state-dir --token --token-file --tls-cert --tls-key --allow-plaintext --allow-origin --max-connections --max-buffered-mb --shutdown-timeout --log-format --force --cluster-etcd --cluster-key --cluster-ttl --standby --help --version status stop restart completions help"
+            opts="-h -V --port --profile --dev --bind --state-dir --token --token-file --tls-cert --tls-key --allow-plaintext --allow-origin --max-connections --max-buffered-mb --shutdown-timeout --handoff-timeout --log-format --force --cluster-etcd --cluster-key --cluster-ttl --standby --help --version status stop restart completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -104,6 +104,10 @@ _gateway() {
                     return 0
                     ;;
                 --shutdown-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --handoff-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_gateway_global_optspecs
-    string join \n port= profile= dev bind= state-dir= token= token-file= tls-cert= tls-key= allow-plaintext allow-origin= max-connections= max-buffered-mb= shutdown-timeout= log-format= force cluster-etcd= cluster-key= cluster-ttl= standby h/help V/version
+    string join \n port= profile= dev bind= state-dir= token= token-file= tls-cert= tls-key= allow-plaintext allow-origin= max-connections= max-buffered-mb= shutdown-timeout= handoff-timeout= log-format= force cluster-etcd= cluster-key= cluster-ttl= standby h/help V/version
 end
 
 function __fish_gateway_needs_command
@@ -36,6 +36,7 @@ complete -c gateway -n "__fish_gateway_needs_command" -l allow-origin -d 'An ext
 complete -c gateway -n "__fish_gateway_needs_command" -l max-connections -d 'Open connections beyond which new ones get 503 (keeps file descriptors in reserve)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l max-buffered-mb -d 'MiB that WebSocket messages still arriving may hold, over all connections; a message that would go over it closes its connection (1013, try again later)' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l shutdown-timeout -d 'Seconds the graceful stop may take before the gateway exits anyway (code 1)' -r
+complete -c gateway -n "__fish_gateway_needs_command" -l handoff-timeout -d 'Seconds a restart\'s new process has to serve before it is killed and this gateway serves on' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l log-format -d 'Log line format' -r -f -a "text\t''
 json\t''"
 complete -c gateway -n "__fish_gateway_needs_command" -l cluster-etcd -d 'etcd endpoints of the cluster lock (http://HOST:PORT, comma-separated): only one gateway per --cluster-key is active across hosts' -r

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ports::{Successor, SuccessorLauncher};
 
-/// How long a successor has to say that it serves before it is killed.
+/// How long a successor has to say that it serves before it is killed, unless
+/// `--handoff-timeout` says otherwise.
 pub const SUCCESSOR_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The environment variable that tells a process it was started by a handoff, and

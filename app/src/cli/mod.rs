@@ -9,6 +9,7 @@ use clap::parser::ValueSource;
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use gateway_domain::cluster::ClusterKey;
 use gateway_domain::config::{self, DEV_PROFILE};
+use gateway_domain::handoff;
 use gateway_domain::profile::{self, ProfileName};
 use gateway_domain::protocol;
 
@@ -139,6 +140,13 @@ pub struct RunArgs {
     /// Seconds the graceful stop may take before the gateway exits anyway (code 1).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_timeout: u64,
+
+    /// Seconds a restart's new process has to serve before it is killed and this
+    /// gateway serves on.
+    #[arg(long, value_name = "SECS", env = "GATEWAY_HANDOFF_TIMEOUT",
+          default_value_t = handoff::SUCCESSOR_DEADLINE.as_secs(),
+          value_parser = naming_its_variable(parse_handoff_timeout))]
+    pub handoff_timeout: u64,
 
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]

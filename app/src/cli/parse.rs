@@ -93,3 +93,13 @@ pub(super) fn parse_cluster_key(text: &str) -> Result<ClusterKey, String> {
 pub(super) fn parse_profile(text: &str) -> Result<ProfileName, String> {
     ProfileName::parse(text).map_err(|e| e.to_string())
 }
+
+/// Seconds a restart's new process has to serve: 1 to 3600.
+pub(super) fn parse_handoff_timeout(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(secs) if (1..=3600).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "\"{text}\" is not a number of seconds from 1 to 3600"
+        )),
+    }
+}

@@ -223,3 +223,20 @@ fn help_lists_every_environment_variable_and_exit_code() {
         );
     }
 }
+
+#[test]
+fn the_handoff_timeout_is_10s_unless_given_from_1_to_3600() {
+    assert_eq!(parse(&[]).unwrap().run.handoff_timeout, 10);
+    assert_eq!(
+        parse(&["--handoff-timeout", "3"])
+            .unwrap()
+            .run
+            .handoff_timeout,
+        3
+    );
+    for bad in ["0", "3601", "soon"] {
+        let error = parse(&["--handoff-timeout", bad]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ValueValidation, "{bad}");
+        assert!(error.to_string().contains("from 1 to 3600"), "{error}");
+    }
+}
