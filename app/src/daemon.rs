@@ -6,7 +6,9 @@ use gateway_domain::ports::ServiceNotifier;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use gateway_adapters::handoff::session_channel::SenderSlot;
 use gateway_adapters::handoff::{ControlSocket, ExecLauncher, HeldDescriptors, Predecessor};
@@ -16,7 +18,7 @@ use gateway_adapters::{
     SystemdNotifier,
 };
 use gateway_core::{Serving, Supervisor, finish};
-use gateway_domain::handoff::{SUCCESSOR_DEADLINE, SuccessorWord};
+use gateway_domain::handoff::SuccessorWord;
 use gateway_domain::ports::StopTrigger;
 use gateway_domain::profile::ProfileName;
 use gateway_domain::protocol;
@@ -174,7 +176,7 @@ async fn serve(
     let supervisor = Supervisor {
         serving,
         launcher: &launcher,
-        successor_deadline: SUCCESSOR_DEADLINE,
+        successor_deadline: Duration::from_secs(args.handoff_timeout),
         predecessor_alive: &predecessor_alive,
     };
     let ending = supervisor.serve(stops, &mut restarts).await;

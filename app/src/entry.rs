@@ -1,7 +1,7 @@
 //! From the process's arguments to its exit code: the operations (`status`, `stop`,
 //! `restart`, `completions`) and the daemon, each on the runtime it needs.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use gateway_domain::ExitCode;
 

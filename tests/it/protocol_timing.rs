@@ -49,7 +49,7 @@ async fn serve(clocks: Clocks) -> InProcess {
             version: env!("CARGO_PKG_VERSION").into(),
         },
         token: None,
-        started: std::time::Instant::now(),
+        started: tokio::time::Instant::now(),
         allowed_origins: Vec::new(),
         loopback_hosts_only: true,
         max_connections: 64,

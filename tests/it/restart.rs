@@ -32,7 +32,8 @@ fn restarted_line(port: u16, old: u32, new: u32) -> String {
 }
 
 #[test]
-fn twenty_restarts_under_load_refuse_reset_or_fail_nothing_and_never_let_go_of_port_or_lock() {
+fn a_dozen_restarts_under_load_refuse_reset_or_fail_nothing_and_never_let_go_of_port_or_lock() {
+    // A dozen keeps it under the suite's 10 s on 2 cores; `gateway-bench` runs 100.
     let port = free_port();
     let mut lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
     let racer = Racer::start(port, &lineage.lock_path());
@@ -47,7 +48,7 @@ fn twenty_restarts_under_load_refuse_reset_or_fail_nothing_and_never_let_go_of_p
     );
     load.wait_rounds(20);
     let mut pids = vec![lineage.first.id()];
-    for round in 0..20 {
+    for round in 0..12 {
         let old = *pids.last().unwrap();
         let new = if round % 2 == 0 {
             lineage.signal(old, Signal::SIGHUP);
@@ -73,7 +74,7 @@ fn twenty_restarts_under_load_refuse_reset_or_fail_nothing_and_never_let_go_of_p
     }
     let tally = load.finish();
     let raced = racer.finish();
-    eprintln!("20 restarts under load: {tally:?}; racer: {raced:?}");
+    eprintln!("12 restarts under load: {tally:?}; racer: {raced:?}");
     assert_eq!(
         (tally.refused, tally.reset, tally.failed),
         (0, 0, 0),
@@ -81,7 +82,7 @@ fn twenty_restarts_under_load_refuse_reset_or_fail_nothing_and_never_let_go_of_p
     );
     assert!(tally.requests > 0 && tally.sessions > 0, "{tally:?}");
     assert_eq!(raced.wins(), 0, "{raced:?}");
-    assert!(raced.attempts > 20, "{raced:?}");
+    assert!(raced.attempts > 12, "{raced:?}");
 }
 
 #[test]
@@ -221,19 +222,22 @@ fn a_sighup_to_a_gateway_whose_replacement_exits_at_once_leaves_it_serving() {
 }
 
 #[test]
-fn a_successor_that_never_answers_is_killed_after_10s_and_the_old_gateway_serves_on() {
+fn a_successor_that_never_answers_is_killed_after_the_handoff_timeout_and_the_old_gateway_serves_on()
+ {
     let port = free_port();
     let copy = ExecutableCopy::new();
-    let lineage = Lineage::start_from(&copy.path(), port, &[], |_| {});
+    // The deadline is 10 s by default (the in-process supervisor tests cover that
+    // value on paused time); 2 s here shows the same kill on real processes.
+    let lineage = Lineage::start_from(&copy.path(), port, &["--handoff-timeout", "2"], |_| {});
     let old = lineage.first.id();
     copy.replace_with_script("exec sleep 60");
 
     let began = Instant::now();
     let (code, stdout, stderr) = lineage.restart();
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(began.elapsed() >= Duration::from_secs(10));
+    assert!(began.elapsed() >= Duration::from_secs(2));
     assert!(stderr.starts_with("restart failed:"), "{stderr}");
-    assert!(stderr.contains("did not serve within 10s"), "{stderr}");
+    assert!(stderr.contains("did not serve within 2s"), "{stderr}");
     let sleeper: u32 = stderr
         .split_once("(pid ")
         .and_then(|(_, rest)| rest.split_once(')'))
@@ -987,30 +991,31 @@ fn a_named_profile_never_acts_on_another_profiles_gateway() {
 #[test]
 fn a_new_process_stuck_before_exec_never_blocks_the_old_one() {
     let port = free_port();
-    let lineage = Lineage::start(port, SHUTDOWN_TIMEOUT);
+    let lineage = Lineage::start(port, &["--shutdown-timeout", "5", "--handoff-timeout", "3"]);
     let old = lineage.first.id();
     let Some(_hang) = HungExec::attach(old) else {
         return;
     };
     let asked = Instant::now();
     let mut restart = lineage.restart_command();
-    restart.args(["--timeout", "3"]);
+    restart.args(["--timeout", "1"]);
     let (code, stdout, stderr) = finish(restart.spawn().unwrap());
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert_eq!(
         stderr,
-        "restart failed: no outcome within 3s; the handoff goes on (see the gateway's log)\n"
+        "restart failed: no outcome within 1s; the handoff goes on (see the gateway's log)\n"
     );
     // Still answering while its successor hangs.
     assert_eq!(lineage.serving_pid(), Some(old));
     lineage.wait_log("restart failed: the new process (pid ", 1);
     let waited = asked.elapsed();
+    // The exec hangs for 30 s: only a deadline counted from the request ends it sooner.
     assert!(
-        waited < Duration::from_secs(14),
+        waited < Duration::from_secs(20),
         "the deadline counts from the request: {waited:?}"
     );
     assert!(
-        lineage.log().contains("did not serve within 10s"),
+        lineage.log().contains("did not serve within 3s"),
         "{}",
         lineage.log()
     );

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use gateway_domain::auth_delay::FailureBook;
 
@@ -55,13 +55,15 @@ impl AuthThrottle {
         if taken.is_err() {
             return None;
         }
+        // The domain's book keeps std's clock; tokio's (paused in tests) is read and
+        // waited on here.
         let answer_at = self
             .book
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .schedule_answer(peer, Instant::now());
+            .schedule_answer(peer, Instant::now().into_std());
         Some(AnswerTicket {
-            answer_at,
+            answer_at: Instant::from_std(answer_at),
             waiting: Arc::clone(&self.waiting),
         })
     }

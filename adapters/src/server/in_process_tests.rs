@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{GatewayServer, ProtocolTimings, RestartHistory, ServerSettings};
+use crate::tls::{TlsTermination, connect_unverified};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -23,6 +24,11 @@ const TOKEN: &str = "s3cret-t0ken";
 
 /// A gateway serving on a port of its own, with `token` required when given.
 async fn serve(token: Option<&str>) -> (GatewayServer, u16) {
+    serve_with(token, None).await
+}
+
+/// The same, speaking TLS only when `tls` is given.
+async fn serve_with(token: Option<&str>, tls: Option<TlsTermination>) -> (GatewayServer, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let endpoint = Endpoint::new(IpAddr::from([127, 0, 0, 1]), port);
@@ -34,7 +40,7 @@ async fn serve(token: Option<&str>) -> (GatewayServer, u16) {
             version: "0.1.0".into(),
         },
         token: token.map(str::to_owned),
-        started: std::time::Instant::now(),
+        started: Instant::now(),
         allowed_origins: Vec::new(),
         loopback_hosts_only: true,
         max_connections: 1024,
@@ -43,7 +49,7 @@ async fn serve(token: Option<&str>) -> (GatewayServer, u16) {
         cluster: None,
         restarts: RestartHistory::default(),
         timings: ProtocolTimings::default(),
-        tls: None,
+        tls,
     };
     (
         GatewayServer::serve(vec![(endpoint, listener)], settings),
@@ -171,6 +177,73 @@ async fn headers_that_never_finish_are_cut_off_after_10_s() {
     let mut rest = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut rest)).await;
     assert!(matches!(ended, Ok(Ok(_))), "held open: {ended:?}");
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(11),
+        "cut off after {waited:?}"
+    );
+}
+
+/// A self-signed certificate for 127.0.0.1, loaded as `--tls-cert`/`--tls-key` are
+/// (files, the key private).
+fn self_signed() -> TlsTermination {
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("gateway-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    let mut key_file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&key_path)
+        .unwrap();
+    std::io::Write::write_all(&mut key_file, key.serialize_pem().as_bytes()).unwrap();
+    let loaded = TlsTermination::load(&cert_path, &key_path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    loaded
+}
+
+/// Docs/reference.md#tls: the handshake has the header deadline. A client that sends
+/// half a ClientHello and stalls is cut off after 10 s, and meanwhile others are
+/// served (the handshake runs in the connection's own task).
+#[tokio::test(start_paused = true)]
+async fn a_half_sent_client_hello_is_cut_off_after_10_s_while_others_are_served() {
+    let (_server, port) = serve_with(None, Some(self_signed())).await;
+    let mut stalled = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // A TLS record header announcing 512 bytes of handshake, then 40 of them.
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .await
+        .unwrap();
+    stalled.write_all(&[0x01; 40]).await.unwrap();
+    let began = Instant::now();
+
+    let other = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut other = connect_unverified(other, IpAddr::from([127, 0, 0, 1]))
+        .await
+        .expect("a full handshake meanwhile");
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    other.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    assert!(began.elapsed() < Duration::from_secs(1), "served late");
+
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(60), stalled.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(ended, Ok(Ok(0)) | Ok(Err(_))),
+        "answered or held open: {ended:?}"
+    );
     let waited = began.elapsed();
     assert!(
         waited >= Duration::from_secs(10) && waited < Duration::from_secs(11),

@@ -1,7 +1,9 @@
 //! What a server is started with: who it is, its guards and limits, its clocks.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use gateway_domain::GatewayIdentity;
 use gateway_domain::protocol;

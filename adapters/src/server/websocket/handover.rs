@@ -144,7 +144,7 @@ fn begin_move(socket: &Socket, successor_takes_sessions: bool) -> SessionMover {
         mover.on(SessionEvent::MessageStarted);
     }
     mover.on(SessionEvent::MoveRequested {
-        at: std::time::Instant::now(),
+        at: Instant::now().into_std(),
         successor_takes_sessions,
     });
     mover

@@ -159,7 +159,7 @@ async fn refuse_wrong_token(
     tracing::warn!(%peer, "connect with a missing or wrong token refused");
     tokio::select! {
         () = state.websockets.signal.cancelled() => return say_goodbye(socket, state).await,
-        () = tokio::time::sleep_until(Instant::from_std(ticket.answer_at)) => {}
+        () = tokio::time::sleep_until(ticket.answer_at) => {}
     }
     if let Some(response) = response {
         let _ = send(socket, response).await;
