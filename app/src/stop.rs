@@ -2,7 +2,9 @@
 //! wait until the port is free and the process gone.
 
 use gateway_domain::ports::ProcessControl;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use gateway_adapters::SystemProcesses;
 use gateway_adapters::holder_probe::is_accepting;
