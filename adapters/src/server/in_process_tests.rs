@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{GatewayServer, ProtocolTimings, RestartHistory, ServerSettings};
+use crate::tls::{FirstBytes, TlsTermination, self_signed};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -23,6 +24,11 @@ const TOKEN: &str = "s3cret-t0ken";
 
 /// A gateway serving on a port of its own, with `token` required when given.
 async fn serve(token: Option<&str>) -> (GatewayServer, u16) {
+    serve_with(token, None).await
+}
+
+/// The same, over TLS when `tls` is given.
+async fn serve_with(token: Option<&str>, tls: Option<TlsTermination>) -> (GatewayServer, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let endpoint = Endpoint::new(IpAddr::from([127, 0, 0, 1]), port);
@@ -43,7 +49,7 @@ async fn serve(token: Option<&str>) -> (GatewayServer, u16) {
         cluster: None,
         restarts: RestartHistory::default(),
         timings: ProtocolTimings::default(),
-        tls: None,
+        tls,
     };
     (
         GatewayServer::serve(vec![(endpoint, listener)], settings),
@@ -200,4 +206,29 @@ async fn a_client_that_never_reads_is_disconnected() {
     };
     let dropped = tokio::time::timeout(Duration::from_secs(120), flood).await;
     assert_eq!(dropped, Ok(true), "the gateway kept a non-reading client");
+}
+
+/// What the TLS port writes to a client whose first bytes it refuses (plain HTTP,
+/// garbage, a record too long), before closing the connection, is exactly what
+/// `TlsTermination::first_bytes` says it does: the fuzz target's function is the
+/// accept path's decision. Real time: the handshake runs on rustls.
+#[tokio::test]
+async fn the_tls_port_refuses_first_bytes_as_first_bytes_decides() {
+    let (_server, port) = serve_with(None, Some(self_signed().clone())).await;
+    let sent: [&[u8]; 3] = [
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        &[0u8; 64],
+        b"\x16\x03\x01\xff\xff",
+    ];
+    for bytes in sent {
+        let FirstBytes::Closes { reply, .. } = self_signed().first_bytes(bytes) else {
+            panic!("{bytes:?} is refused");
+        };
+        let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        client.write_all(bytes).await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut got));
+        assert!(read.await.is_ok(), "the server closes the connection");
+        assert_eq!(got, reply, "for {bytes:?}");
+    }
 }
