@@ -22,6 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+mod first_bytes;
+pub use first_bytes::FirstBytes;
+
 /// The one application protocol spoken on the port (WebSocket rides on its upgrade).
 const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
 /// A certificate chain or key file larger than this is not one.
@@ -51,21 +54,38 @@ impl TlsTermination {
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsFileError> {
         let chain = read_certificates(cert)?;
         let private_key = read_key(key)?;
+        Self::with_identity(chain, private_key).map_err(|error| match error {
+            rustls::Error::InconsistentKeys(_) => TlsFileError::KeyMismatch {
+                key: key.display().to_string(),
+                cert: cert.display().to_string(),
+            },
+            rustls::Error::InvalidCertificate(_) => {
+                unusable(TlsFileRole::Certificate, cert, &error)
+            }
+            other => unusable(TlsFileRole::Key, key, &other),
+        })
+    }
+
+    /// The same from PEM text already in memory (a test's or a fuzz target's own
+    /// certificate): the chain's `CERTIFICATE` blocks, leaf first, and its key.
+    pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<Self, rustls::Error> {
+        let certificates = CertificateDer::pem_slice_iter(chain)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| rustls::Error::General(error.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(key)
+            .map_err(|error| rustls::Error::General(error.to_string()))?;
+        Self::with_identity(certificates, key)
+    }
+
+    /// TLS 1.2 and 1.3 with `ring`, no client certificates, ALPN `http/1.1`.
+    fn with_identity(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, rustls::Error> {
         let mut config = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(VERSIONS)
-            .map_err(|error| unusable(TlsFileRole::Certificate, cert, &error))?
+            .with_protocol_versions(VERSIONS)?
             .with_no_client_auth()
-            .with_single_cert(chain, private_key)
-            .map_err(|error| match error {
-                rustls::Error::InconsistentKeys(_) => TlsFileError::KeyMismatch {
-                    key: key.display().to_string(),
-                    cert: cert.display().to_string(),
-                },
-                rustls::Error::InvalidCertificate(_) => {
-                    unusable(TlsFileRole::Certificate, cert, &error)
-                }
-                other => unusable(TlsFileRole::Key, key, &other),
-            })?;
+            .with_single_cert(chain, key)?;
         config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
@@ -80,6 +100,22 @@ impl TlsTermination {
     {
         self.acceptor.accept(stream)
     }
+}
+
+/// The gateway's TLS side with a self-signed certificate for `localhost`, made once
+/// (for tests).
+#[cfg(test)]
+pub(crate) fn self_signed() -> &'static TlsTermination {
+    static TERMINATION: OnceLock<TlsTermination> = OnceLock::new();
+    TERMINATION.get_or_init(|| {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .expect("a certificate");
+        TlsTermination::from_pem(
+            made.cert.pem().as_bytes(),
+            made.key_pair.serialize_pem().as_bytes(),
+        )
+        .expect("a usable certificate")
+    })
 }
 
 /// rustls 0.23.48 deprecates the `ring` provider for lacking post-quantum key

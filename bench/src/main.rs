@@ -14,6 +14,7 @@ mod startup;
 mod stats;
 mod target;
 mod throughput;
+mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +42,9 @@ struct Options {
     /// Measure only the sessions under restart, both targets; print the report's
     /// section and write its chart (not the report).
     sessions_only: bool,
+    /// Measure only TLS beside plaintext, print the report's section and put it in
+    /// the report in place of its last one (or at its end).
+    tls_only: bool,
     /// Restarts per restart-under-load run (default 10, or 3 with `--quick`).
     restarts: Option<usize>,
     /// Only drive `health` load at a server already on this port (for profiling).
@@ -58,6 +62,7 @@ fn parse_options() -> Options {
         gateway_only: false,
         fail_fast_only: false,
         sessions_only: false,
+        tls_only: false,
         load_port: None,
         restarts: None,
     };
@@ -78,6 +83,7 @@ fn parse_options() -> Options {
             "--gateway-only" => options.gateway_only = true,
             "--fail-fast-only" => options.fail_fast_only = true,
             "--sessions-only" => options.sessions_only = true,
+            "--tls-only" => options.tls_only = true,
             "--restarts" => {
                 options.restarts = Some(
                     value()
@@ -103,7 +109,7 @@ fn parse_options() -> Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--floor-source FILE.c] [--out FILE.md] [--quick] [--gateway-only] [--fail-fast-only] [--sessions-only] [--restarts N] [--load-port PORT]"
+        "gateway-bench: bad argument {arg}\nusage: gateway-bench [--gateway PATH] [--node PATH] [--reference server.js] [--floor-source FILE.c] [--out FILE.md] [--quick] [--gateway-only] [--fail-fast-only] [--sessions-only] [--tls-only] [--restarts N] [--load-port PORT]"
     );
     std::process::exit(2);
 }
@@ -194,6 +200,40 @@ async fn sessions(target: &Target, quick: bool) -> session_move::SessionRun {
     session_move::measure(target, restarts).await
 }
 
+/// TLS beside plaintext: 3 rounds of 3 s windows, or 1 of 1 s with `--quick`.
+async fn tls_run(options: &Options) -> tls::TlsRun {
+    let (rounds, window) = if options.quick { (1, 1) } else { (3, 3) };
+    tls::measure(&options.gateway, rounds, Duration::from_secs(window)).await
+}
+
+/// `--tls-only`: the TLS section, printed and put in the report in place of its last one.
+async fn tls_only(options: &Options) {
+    let run = tls_run(options).await;
+    let command = if options.quick {
+        "target/release/gateway-bench --tls-only --quick"
+    } else {
+        "target/release/gateway-bench --tls-only"
+    };
+    let section = report::tls_section(
+        &run,
+        &format!(
+            "Not from the run above: `{command}` ({} cores; this section is put in place by that \
+             command, the rest of the page is left as it was).",
+            Machine::read().cores
+        ),
+    );
+    print!("{section}");
+    let document = std::fs::read_to_string(&options.out).unwrap_or_default();
+    if let Err(error) = std::fs::write(
+        &options.out,
+        report::splice_tls_section(&document, &section),
+    ) {
+        eprintln!("gateway-bench: cannot write the report: {error}");
+        std::process::exit(1);
+    }
+    eprintln!("wrote the TLS section of {}", options.out.display());
+}
+
 #[tokio::main]
 async fn main() {
     let options = parse_options();
@@ -208,6 +248,9 @@ async fn main() {
             );
         }
         return;
+    }
+    if options.tls_only {
+        return tls_only(&options).await;
     }
     let floor_binary = options.gateway.with_file_name("bind-floor");
     let floor = Floor::compile(&options.floor_source, &floor_binary).unwrap_or_else(|error| {
@@ -276,6 +319,7 @@ async fn main() {
         return;
     }
     let theirs = figures(&reference, &floor, &options).await;
+    let tls = tls_run(&options).await;
 
     let gap_svg = options.out.with_file_name("restart-gap.svg");
     let load_svg = options.out.with_file_name("restart-under-load.svg");
@@ -297,6 +341,13 @@ async fn main() {
         &name(&gap_svg),
         &name(&load_svg),
         &name(&sessions_svg),
+    );
+    let markdown = report::splice_tls_section(
+        &markdown,
+        &report::tls_section(
+            &tls,
+            "From the run above (the gateway only: the reference speaks no TLS).",
+        ),
     );
     print!("{markdown}");
     if let Err(error) = std::fs::write(&options.out, &markdown)

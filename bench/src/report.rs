@@ -9,6 +9,7 @@ use crate::restart_load::LoadRun;
 use crate::session_move::{BUSY, IDLE, PACE, SessionRestart, SessionRun};
 use crate::startup::FailFast;
 use crate::stats::{median, ms, percentile};
+use crate::tls::{CYCLE_CLIENTS, Medians, SESSION_CLIENTS, SESSIONS, THROUGHPUT_GOAL, TlsRun};
 
 /// A refused start beside its floors: medians of runs interleaved with each other.
 pub struct FailFastFigures {
@@ -945,4 +946,158 @@ pub fn sessions_svg(ours: &SessionRun, theirs: &SessionRun) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The heading of the TLS section, by which `--tls-only` finds it in the report.
+pub const TLS_HEADING: &str = "## TLS beside plaintext (issue 20)";
+
+/// The TLS-beside-plaintext section (issue 20): new connections, established
+/// sessions and memory per session, `ws://` and `wss://` from the same run.
+pub fn tls_section(run: &TlsRun, source: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{TLS_HEADING}\n\n{source} One gateway without TLS and one with `--tls-cert`/`--tls-key` \
+         (ECDSA P-256 leaf and private CA made by the bench with rcgen; negotiated: {}), both the \
+         same release binary, measured turn about: {} rounds, \
+         each window {:.0} s after a fifth of it as warm-up, the order turned each round; medians \
+         over the rounds. Clients and servers share the machine's cores.\n",
+        run.negotiated,
+        run.rounds,
+        run.window.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| figure | `ws://` | `wss://` | `wss://` ÷ `ws://` | goal | met |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for (i, clients) in CYCLE_CLIENTS.iter().enumerate() {
+        let (plain, tls, resumed) = (
+            Medians::of_cycles(&run.plain.cycles[i]),
+            Medians::of_cycles(&run.tls.cycles[i]),
+            Medians::of_cycles(&run.resumed.cycles[i]),
+        );
+        let loops = if *clients == 1 {
+            "1 client".to_owned()
+        } else {
+            format!("{clients} clients")
+        };
+        for (what, tls) in [("full handshake", tls), ("resumed session", resumed)] {
+            let _ = writeln!(
+                out,
+                "| new connections per second ({what}), {loops} in a loop | {:.0} | {:.0} | {:.2}× |  |  |",
+                plain.per_sec,
+                tls.per_sec,
+                tls.per_sec / plain.per_sec
+            );
+            let _ = writeln!(
+                out,
+                "| time per new connection, p50 / p99 ({what}), {loops} | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.2}× |  |  |",
+                plain.p50_ms,
+                plain.p99_ms,
+                tls.p50_ms,
+                tls.p99_ms,
+                tls.p50_ms / plain.p50_ms
+            );
+            let _ = writeln!(
+                out,
+                "| gateway CPU per new connection ({what}), {loops} | {:.0} µs | {:.0} µs | {:.2}× |  |  |",
+                plain.server_cpu_us,
+                tls.server_cpu_us,
+                tls.server_cpu_us / plain.server_cpu_us
+            );
+        }
+    }
+    for (i, clients) in SESSION_CLIENTS.iter().enumerate() {
+        let (plain, tls) = (
+            Medians::of_sessions(&run.plain.sessions[i]),
+            Medians::of_sessions(&run.tls.sessions[i]),
+        );
+        let ratio = tls.per_sec / plain.per_sec;
+        let plural = if *clients == 1 { "" } else { "s" };
+        let _ = writeln!(
+            out,
+            "| `health` request/response, {clients} established session{plural} | {:.0} req/s | {:.0} req/s | {ratio:.2}× | ≥ {THROUGHPUT_GOAL}× | {} |",
+            plain.per_sec,
+            tls.per_sec,
+            verdict(ratio >= THROUGHPUT_GOAL)
+        );
+        let _ = writeln!(
+            out,
+            "| `health` latency p50 / p99, {clients} session{plural} | {:.3} / {:.3} ms | {:.3} / {:.3} ms | {:.2}× |  |  |",
+            plain.p50_ms,
+            plain.p99_ms,
+            tls.p50_ms,
+            tls.p99_ms,
+            tls.p50_ms / plain.p50_ms
+        );
+        let _ = writeln!(
+            out,
+            "| gateway CPU per request, {clients} session{plural} | {:.1} µs | {:.1} µs | {:.2}× |  |  |",
+            plain.server_cpu_us,
+            tls.server_cpu_us,
+            tls.server_cpu_us / plain.server_cpu_us
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| RSS with no clients (a fresh gateway) | {:.2} MiB | {:.2} MiB | {:.2}× |  |  |",
+        run.plain.idle_rss_mib,
+        run.tls.idle_rss_mib,
+        run.tls.idle_rss_mib / run.plain.idle_rss_mib
+    );
+    let _ = writeln!(
+        out,
+        "| RSS per idle session past `connect` ({SESSIONS} open) | {:.2} KiB | {:.2} KiB | {:.2}× |  |  |",
+        run.plain.per_session_kib,
+        run.tls.per_session_kib,
+        run.tls.per_session_kib / run.plain.per_session_kib
+    );
+    let _ = writeln!(
+        out,
+        "\nA new connection is: TCP connect, the TLS handshake (verifying the chain; *full*: the \
+         client keeps no session, *resumed*: the rustls client's default, resuming from a ticket of \
+         an earlier connection), the upgrade, `connect` → `hello-ok`, one `health`, and the close \
+         handshake to the end of the stream. Request/response: each session sends its next \
+         `health` when the previous answer arrived. Memory: RSS once every session is past \
+         `connect` and 500 ms settled, minus the RSS before, over the number of sessions. Gateway CPU: \
+         its user + system time from /proc over the window (10 ms ticks) over the connections or \
+         requests of the window; the clients' own TLS work (the chain verified at each full \
+         handshake) runs on the same cores and is not in it.\n"
+    );
+    out
+}
+
+/// `document` with its TLS section replaced by `section` (up to the next `## `
+/// heading), or with `section` added at its end when it has none.
+pub fn splice_tls_section(document: &str, section: &str) -> String {
+    let section = section.trim_matches('\n');
+    let Some(start) = document.find(TLS_HEADING) else {
+        return format!("{}\n\n{section}\n", document.trim_end_matches('\n'));
+    };
+    let after = start + TLS_HEADING.len();
+    let end = document[after..]
+        .find("\n## ")
+        .map_or(document.len(), |i| after + i + 1);
+    let rest = &document[end..];
+    let separator = if rest.is_empty() { "\n" } else { "\n\n" };
+    format!("{}{section}{separator}{rest}", &document[..start])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TLS_HEADING, splice_tls_section};
+
+    #[test]
+    fn the_tls_section_is_added_once_then_replaced_in_place() {
+        let document = "# Benchmarks\n\ntext\n\n## Later\n\nmore\n";
+        let first = splice_tls_section(document, &format!("\n{TLS_HEADING}\n\nold\n"));
+        assert_eq!(first, format!("{}\n{TLS_HEADING}\n\nold\n", document));
+        let middle = format!("# B\n\n{TLS_HEADING}\n\nold\n\n## Later\n\nmore\n");
+        let second = splice_tls_section(&middle, &format!("\n{TLS_HEADING}\n\nnew\n"));
+        assert_eq!(
+            second,
+            format!("# B\n\n{TLS_HEADING}\n\nnew\n\n## Later\n\nmore\n")
+        );
+    }
 }

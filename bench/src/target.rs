@@ -129,6 +129,36 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU time (user + system) a process has used so far, from /proc (10 ms ticks).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's closing parenthesis: state is the first field, utime the
+    // 12th and stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // USER_HZ: 100 ticks per second on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// The CPU time `pid` uses between `from` and `to`, read by a task of its own.
+pub fn cpu_between(pid: u32, from: Instant, to: Instant) -> tokio::task::JoinHandle<Duration> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until(from.into()).await;
+        let before = cpu_time(pid);
+        tokio::time::sleep_until(to.into()).await;
+        cpu_time(pid).saturating_sub(before)
+    })
+}
+
 /// The `pid` field of a `/healthz` answer on `port`, if one comes within a second.
 pub fn healthz_pid(port: u16) -> Option<u32> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{GatewayServer, ProtocolTimings, RestartHistory, ServerSettings};
-use crate::tls::{TlsTermination, connect_unverified};
+use crate::tls::{FirstBytes, TlsTermination, connect_unverified, self_signed};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -27,7 +27,7 @@ async fn serve(token: Option<&str>) -> (GatewayServer, u16) {
     serve_with(token, None).await
 }
 
-/// The same, speaking TLS only when `tls` is given.
+/// The same, over TLS when `tls` is given.
 async fn serve_with(token: Option<&str>, tls: Option<TlsTermination>) -> (GatewayServer, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -184,38 +184,12 @@ async fn headers_that_never_finish_are_cut_off_after_10_s() {
     );
 }
 
-/// A self-signed certificate for 127.0.0.1, loaded as `--tls-cert`/`--tls-key` are
-/// (files, the key private).
-fn self_signed() -> TlsTermination {
-    use std::os::unix::fs::OpenOptionsExt;
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("gateway-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    let mut key_file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&key_path)
-        .unwrap();
-    std::io::Write::write_all(&mut key_file, key.serialize_pem().as_bytes()).unwrap();
-    let loaded = TlsTermination::load(&cert_path, &key_path).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    loaded
-}
-
 /// Docs/reference.md#tls: the handshake has the header deadline. A client that sends
 /// half a ClientHello and stalls is cut off after 10 s, and meanwhile others are
 /// served (the handshake runs in the connection's own task).
 #[tokio::test(start_paused = true)]
 async fn a_half_sent_client_hello_is_cut_off_after_10_s_while_others_are_served() {
-    let (_server, port) = serve_with(None, Some(self_signed())).await;
+    let (_server, port) = serve_with(None, Some(self_signed().clone())).await;
     let mut stalled = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     // A TLS record header announcing 512 bytes of handshake, then 40 of them.
     stalled
@@ -273,4 +247,29 @@ async fn a_client_that_never_reads_is_disconnected() {
     };
     let dropped = tokio::time::timeout(Duration::from_secs(120), flood).await;
     assert_eq!(dropped, Ok(true), "the gateway kept a non-reading client");
+}
+
+/// What the TLS port writes to a client whose first bytes it refuses (plain HTTP,
+/// garbage, a record too long), before closing the connection, is exactly what
+/// `TlsTermination::first_bytes` says it does: the fuzz target's function is the
+/// accept path's decision. Real time: the handshake runs on rustls.
+#[tokio::test]
+async fn the_tls_port_refuses_first_bytes_as_first_bytes_decides() {
+    let (_server, port) = serve_with(None, Some(self_signed().clone())).await;
+    let sent: [&[u8]; 3] = [
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        &[0u8; 64],
+        b"\x16\x03\x01\xff\xff",
+    ];
+    for bytes in sent {
+        let FirstBytes::Closes { reply, .. } = self_signed().first_bytes(bytes) else {
+            panic!("{bytes:?} is refused");
+        };
+        let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        client.write_all(bytes).await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut got));
+        assert!(read.await.is_ok(), "the server closes the connection");
+        assert_eq!(got, reply, "for {bytes:?}");
+    }
 }
