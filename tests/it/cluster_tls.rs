@@ -187,6 +187,30 @@ fn a_wrong_password_exits_78_naming_the_endpoint_and_frees_the_port() {
 }
 
 #[test]
+fn a_standby_with_a_wrong_password_exits_78_too_instead_of_waiting() {
+    let pki = Pki::new();
+    let Some(etcd) = secured_etcd(&pki, false, true) else {
+        return;
+    };
+    let ca = pki.ca_file();
+    let args = [
+        "--cluster-ca",
+        ca.to_str().unwrap(),
+        "--cluster-user",
+        "gw",
+        "--standby",
+    ];
+    let mut gateway = spawn(&etcd.url(), "secured", &args, Some("not-the-password"));
+    let (code, stderr) = refused(&mut gateway);
+    assert_eq!(code, Some(78), "{stderr}");
+    let prefix = format!(
+        "GatewayLockError: cannot use the cluster lock at {}: ",
+        etcd.url()
+    );
+    assert!(first_line(&stderr).starts_with(&prefix), "{stderr}");
+}
+
+#[test]
 fn a_user_whose_role_does_not_reach_the_gateway_prefix_exits_78_permission_denied() {
     let pki = Pki::new();
     let Some(etcd) = secured_etcd(&pki, false, true) else {
@@ -308,4 +332,44 @@ fn an_active_gateway_whose_etcd_user_is_deleted_steps_down_and_exits_75() {
     );
     assert!(stderr.contains(&lost), "{stderr}");
     assert!(port_is_free(gateway.port));
+}
+
+#[test]
+fn the_systemd_credential_gives_the_password_before_the_variable() {
+    let pki = Pki::new();
+    let Some(etcd) = secured_etcd(&pki, false, true) else {
+        return;
+    };
+    let credentials = TempDir::new("credentials");
+    let file = credentials.path().join("gateway-cluster-password");
+    std::fs::write(&file, format!("{GW_PASSWORD}\n")).unwrap();
+    let ca = pki.ca_file();
+    let args = [
+        "--cluster-etcd",
+        &etcd.url(),
+        "--cluster-ca",
+        ca.to_str().unwrap(),
+        "--cluster-user",
+        "gw",
+    ];
+    let mut gateway = Gateway::spawn_with(free_port(), &args, |command| {
+        command
+            .env("CREDENTIALS_DIRECTORY", credentials.path())
+            .env("GATEWAY_CLUSTER_PASSWORD", "not-the-password");
+    });
+    gateway.wait_healthy();
+    let health = http_get(gateway.port, "/healthz").unwrap().json();
+    assert_eq!(health["cluster"]["role"], "active", "{health}");
+}
+
+#[test]
+fn a_cluster_user_without_a_password_is_refused_before_the_bind() {
+    let url = format!("https://127.0.0.1:{}", free_port());
+    let mut gateway = spawn(&url, "secured", &["--cluster-user", "gw"], None);
+    let (code, stderr) = refused(&mut gateway);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert_eq!(
+        first_line(&stderr),
+        "GatewayConfigError: --cluster-user gw needs a password: set GATEWAY_CLUSTER_PASSWORD or the systemd credential gateway-cluster-password"
+    );
 }
