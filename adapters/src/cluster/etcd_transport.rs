@@ -103,8 +103,9 @@ pub struct Transport {
     /// The member that last accepted a connection: asked first next time, so a dead
     /// first endpoint costs one connect timeout once, not on every request.
     preferred: AtomicUsize,
-    /// TLS for the `https://` members.
-    tls: EtcdTls,
+    /// TLS for the `https://` members; `None` when there are none (the system's
+    /// roots are then not even read).
+    tls: Option<EtcdTls>,
     /// The etcd user, when the gateway authenticates.
     user: Option<EtcdUser>,
 }
@@ -121,12 +122,7 @@ impl Transport {
             .map(|url| parse_member(url))
             .collect::<Result<_, _>>()?;
         let any_tls = members.iter().any(|member| member.tls);
-        let tls = match access.tls {
-            Some(tls) => tls,
-            None if any_tls => EtcdTls::with_system_roots(),
-            // Never used: no member speaks TLS.
-            None => EtcdTls::load(None, None).map_err(|error| error.to_string())?,
-        };
+        let tls = any_tls.then(|| access.tls.unwrap_or_else(EtcdTls::with_system_roots));
         Ok(Self {
             members,
             preferred: AtomicUsize::new(0),
@@ -288,7 +284,10 @@ impl Transport {
         if !member.tls {
             return Ok(TokioIo::new(Box::new(stream)));
         }
-        let handshake = self.tls.connect(&member.host, stream);
+        let Some(tls) = &self.tls else {
+            unreachable!("a transport with an https:// member has TLS settings");
+        };
+        let handshake = tls.connect(&member.host, stream);
         match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
             Ok(Ok(stream)) => Ok(TokioIo::new(Box::new(stream))),
             Ok(Err(error)) => Err(match tls_refusal(&error) {
