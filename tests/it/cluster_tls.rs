@@ -373,3 +373,35 @@ fn a_cluster_user_without_a_password_is_refused_before_the_bind() {
         "GatewayConfigError: --cluster-user gw needs a password: set GATEWAY_CLUSTER_PASSWORD or the systemd credential gateway-cluster-password"
     );
 }
+
+#[test]
+fn a_restart_over_https_as_an_etcd_user_keeps_the_lease_and_its_fencing_token() {
+    let pki = Pki::new();
+    let Some(etcd) = secured_etcd(&pki, false, true) else {
+        return;
+    };
+    let ca = pki.ca_file();
+    let args = ["--cluster-ca", ca.to_str().unwrap(), "--cluster-user", "gw"];
+    let mut gateway = spawn(&etcd.url(), "handed", &args, Some(GW_PASSWORD));
+    gateway.wait_healthy();
+    let port = gateway.port;
+    let cluster = || http_get(port, "/healthz").map(|r| r.json());
+    let token = cluster().unwrap()["cluster"]["fencingToken"].clone();
+    let old_pid = gateway.child.id();
+
+    gateway.signal(Signal::SIGHUP);
+    wait_until("the successor to serve", || {
+        cluster().is_some_and(|h| h["pid"] != old_pid && h["pid"].is_u64())
+    });
+    let successor = cluster().unwrap()["pid"].as_u64().unwrap() as u32;
+    let _successor_guard = KillPidOnDrop(successor);
+    assert_eq!(gateway.wait_exit().code(), Some(0));
+    // Past the lease's TTL (4 s): the successor, logged in on its own, keeps it alive.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        let health = cluster().expect("the successor answers");
+        assert_eq!(health["cluster"]["role"], "active", "{health}");
+        assert_eq!(health["cluster"]["fencingToken"], token, "{health}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
