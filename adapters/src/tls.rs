@@ -26,11 +26,11 @@ mod first_bytes;
 pub use first_bytes::FirstBytes;
 
 /// The one application protocol spoken on the port (WebSocket rides on its upgrade).
-const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
+pub(crate) const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
 /// A certificate chain or key file larger than this is not one.
 const MAX_PEM_FILE: u64 = 1024 * 1024;
 /// TLS 1.2 and 1.3 only: rustls speaks nothing older.
-static VERSIONS: &[&rustls::SupportedProtocolVersion] =
+pub(crate) static VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The gateway's TLS server side: every accepted connection is handshaken with it.
@@ -52,8 +52,8 @@ impl TlsTermination {
     /// MUST refuse a key file readable by group or others, a file missing or not
     /// PEM, and a key that is not the certificate's; each refusal names the file.
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsFileError> {
-        let chain = read_certificates(cert)?;
-        let private_key = read_key(key)?;
+        let chain = read_certificates(TlsFileRole::Certificate, cert)?;
+        let private_key = read_key(TlsFileRole::Key, key)?;
         Self::with_identity(chain, private_key).map_err(|error| match error {
             rustls::Error::InconsistentKeys(_) => TlsFileError::KeyMismatch {
                 key: key.display().to_string(),
@@ -122,7 +122,7 @@ pub(crate) fn self_signed() -> &'static TlsTermination {
 /// exchange, to steer towards aws-lc-rs; that one needs cmake and nasm to build,
 /// which the contract's build (section 9) rules out. X25519 and the NIST curves stay.
 #[allow(deprecated)]
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -159,9 +159,12 @@ fn not_pem(role: TlsFileRole, path: &Path, what: impl fmt::Display) -> TlsFileEr
     }
 }
 
-/// Every `CERTIFICATE` block of the file, in order: the leaf, then its chain.
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
-    let role = TlsFileRole::Certificate;
+/// Every `CERTIFICATE` block of the file, in order: the leaf, then its chain (or the
+/// CAs of a CA file).
+pub(crate) fn read_certificates(
+    role: TlsFileRole,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
     let (bytes, _) = read_file(role, path)?;
     let chain = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -173,8 +176,10 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFil
 }
 
 /// The file's private key (PKCS#8, PKCS#1 RSA or SEC1 EC), once its mode is checked.
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsFileError> {
-    let role = TlsFileRole::Key;
+pub(crate) fn read_key(
+    role: TlsFileRole,
+    path: &Path,
+) -> Result<PrivateKeyDer<'static>, TlsFileError> {
     let (bytes, mode) = read_file(role, path)?;
     if !key_mode_is_private(mode) {
         return Err(TlsFileError::KeyExposed {

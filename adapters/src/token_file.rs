@@ -1,10 +1,14 @@
-//! Reading the token from a file: `--token-file`, or the systemd credential
-//! `gateway-token` in `$CREDENTIALS_DIRECTORY`, so that it never sits on a command
-//! line. Which source wins is the domain's (`token_source`).
+//! Reading secrets from files: the token from `--token-file` or the systemd credential
+//! `gateway-token`, the etcd user's password from the credential
+//! `gateway-cluster-password` (both in `$CREDENTIALS_DIRECTORY`), so that neither sits
+//! on a command line. Which source wins is the domain's (`token_source`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use gateway_domain::cluster::access::{
+    ClusterPasswordError, PASSWORD_CREDENTIAL, PASSWORD_VARIABLE,
+};
 use gateway_domain::token_source::{
     TOKEN_CREDENTIAL, TokenFileError, TokenOrigin, first_token_source, token_in_file,
 };
@@ -32,7 +36,7 @@ pub fn resolve_token(
     let chosen = first_token_source(
         text(command_line),
         token_file.map(|path| Given::File(path.to_owned())),
-        credential_path().map(Given::File),
+        credential_path(TOKEN_CREDENTIAL).map(Given::File),
         text(environment),
     );
     Ok(match chosen {
@@ -42,32 +46,69 @@ pub fn resolve_token(
     })
 }
 
-/// The credential's path when systemd passed one (`LoadCredential=gateway-token:...`):
-/// `$CREDENTIALS_DIRECTORY/gateway-token`, if that file exists.
-pub fn credential_path() -> Option<PathBuf> {
+/// The password of `--cluster-user`: the credential `gateway-cluster-password` when
+/// systemd passed one, else `GATEWAY_CLUSTER_PASSWORD` (non-empty), as the token's
+/// credential ranks before its variable. MUST refuse a user without a password.
+pub fn resolve_cluster_password(user: &str) -> Result<String, ClusterPasswordError> {
+    if let Some(path) = credential_path(PASSWORD_CREDENTIAL) {
+        let shown = path.display().to_string();
+        return read_secret(&path).map_err(|problem| match problem {
+            SecretProblem::Unreadable(reason) => ClusterPasswordError::Unreadable {
+                path: shown,
+                reason,
+            },
+            SecretProblem::Empty => ClusterPasswordError::Empty { path: shown },
+        });
+    }
+    std::env::var(PASSWORD_VARIABLE)
+        .ok()
+        .filter(|password| !password.is_empty())
+        .ok_or_else(|| ClusterPasswordError::Missing {
+            user: user.to_owned(),
+        })
+}
+
+/// A credential's path when systemd passed one (`LoadCredential=NAME:...`):
+/// `$CREDENTIALS_DIRECTORY/NAME`, if that file exists.
+pub fn credential_path(name: &str) -> Option<PathBuf> {
     let directory = std::env::var_os("CREDENTIALS_DIRECTORY")?;
-    let path = Path::new(&directory).join(TOKEN_CREDENTIAL);
+    let path = Path::new(&directory).join(name);
     path.exists().then_some(path)
 }
 
 /// The token in `path`, its trailing newline dropped. MUST refuse a file that cannot
 /// be read or holds nothing but newlines.
 pub fn read_token(origin: TokenOrigin, path: &Path) -> Result<String, TokenFileError> {
-    let unreadable = |reason: String| TokenFileError::Unreadable {
-        origin,
-        path: path.display().to_string(),
-        reason,
-    };
+    read_secret(path).map_err(|problem| match problem {
+        SecretProblem::Unreadable(reason) => TokenFileError::Unreadable {
+            origin,
+            path: path.display().to_string(),
+            reason,
+        },
+        SecretProblem::Empty => TokenFileError::Empty {
+            origin,
+            path: path.display().to_string(),
+        },
+    })
+}
+
+/// Why a secret's file gave nothing.
+enum SecretProblem {
+    /// The OS's words.
+    Unreadable(String),
+    /// Nothing but newlines.
+    Empty,
+}
+
+/// The secret in `path` (a token, a password), its trailing newline dropped.
+fn read_secret(path: &Path) -> Result<String, SecretProblem> {
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_TOKEN_FILE).read_to_string(&mut text))
-        .map_err(|error| unreadable(error.to_string()))?;
+        .map_err(|error| SecretProblem::Unreadable(error.to_string()))?;
     token_in_file(&text)
         .map(str::to_owned)
-        .ok_or_else(|| TokenFileError::Empty {
-            origin,
-            path: path.display().to_string(),
-        })
+        .ok_or(SecretProblem::Empty)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_adapters::cluster::this_host;
+use gateway_adapters::cluster::{EtcdAccess, this_host};
 use gateway_adapters::{BootClock, ClusterGate, EtcdClusterLock};
 use gateway_core::{ClusterSettings, LockMember, Membership, SingleHost};
 use gateway_domain::cluster::{ClusterKey, ClusterLockError, HolderRecord};
@@ -14,7 +14,7 @@ use gateway_domain::handoff::InheritedLease;
 use gateway_domain::profile::ProfileName;
 use gateway_domain::{Endpoint, ExitCode};
 
-use crate::cli::RunArgs;
+use crate::cli::ClusterArgs;
 
 /// A gateway's place in a cluster: the membership, and the gate through which the
 /// server reads its role (`None` on a single host).
@@ -25,7 +25,7 @@ pub struct Cluster {
 
 /// What `--cluster-*` asked for, when `--cluster-etcd` was given; the key defaults to
 /// the profile.
-fn settings(args: &RunArgs, profile: &ProfileName) -> Option<ClusterSettings> {
+fn settings(args: &ClusterArgs, profile: &ProfileName) -> Option<ClusterSettings> {
     if args.cluster_etcd.is_empty() {
         return None;
     }
@@ -42,13 +42,15 @@ fn settings(args: &RunArgs, profile: &ProfileName) -> Option<ClusterSettings> {
 
 /// Joins the cluster named by `args`, if any: takes the lock, or (with `--standby`)
 /// prepares to wait for it. A restart's successor keeps the lease its predecessor
-/// passed (`inherited`), so the fencing token stays. A refusal is printed on stderr
-/// and its exit code returned; the caller releases the port and the profile.
+/// passed (`inherited`), so the fencing token stays. `access` is how etcd lets the
+/// gateway in (TLS, user), read before the bind. A refusal is printed on stderr and
+/// its exit code returned; the caller releases the port and the profile.
 pub async fn join(
-    args: &RunArgs,
+    args: &ClusterArgs,
     profile: &ProfileName,
     endpoint: Endpoint,
     inherited: Option<InheritedLease>,
+    access: Option<EtcdAccess>,
 ) -> Result<Cluster, ExitCode> {
     let Some(settings) = settings(args, profile) else {
         return Ok(Cluster {
@@ -61,7 +63,11 @@ pub async fn join(
         pid: std::process::id(),
         hostname: this_host(),
     };
-    let lock = EtcdClusterLock::connect(&args.cluster_etcd)
+    let access = access.unwrap_or_default();
+    if access.user.is_some() && access.tls.is_none() {
+        tracing::warn!("{PASSWORD_IN_CLEAR_WARNING}");
+    }
+    let lock = EtcdClusterLock::connect(&args.cluster_etcd, access)
         .await
         .map_err(|fault| refuse(&ClusterLockError::from(fault)))?;
     let clock = Arc::new(BootClock);
@@ -70,7 +76,9 @@ pub async fn join(
     let member = LockMember::new(settings, holder, Arc::new(lock), clock, gate.clone());
     if let Some(lease) = inherited {
         member.take_over(lease).await.map_err(|e| refuse(&e))?;
-    } else if !standby {
+    } else if standby {
+        member.stand_by().await.map_err(|e| refuse(&e))?;
+    } else {
         member.acquire_now().await.map_err(|e| refuse(&e))?;
     }
     Ok(Cluster {
@@ -78,6 +86,10 @@ pub async fn join(
         gate: Some(gate),
     })
 }
+
+/// The warning of `--cluster-user` with http:// endpoints.
+const PASSWORD_IN_CLEAR_WARNING: &str = "--cluster-user with http:// etcd endpoints: the password and its token travel in clear \
+     (use https:// endpoints)";
 
 /// Prints a refusal's line and returns its exit code.
 fn refuse(error: &ClusterLockError) -> ExitCode {

@@ -73,7 +73,7 @@ pub async fn run_with(
     restart_signal: Option<RestartSignal>,
 ) -> ExitCode {
     let profile = args.target.profile();
-    let (state_dir, exposure) = match check_start(&args) {
+    let (state_dir, mut exposure) = match check_start(&args) {
         Ok(checked) => checked,
         Err(code) => return code,
     };
@@ -85,7 +85,9 @@ pub async fn run_with(
     // After the port and the profile, the cluster lock (when asked for). A refusal
     // drops the holdings: port and profile are released before exiting.
     let endpoint = holdings.listeners[0].0;
-    let cluster = match cluster::join(&args, &profile, endpoint, holdings.inherited_lease).await {
+    let access = exposure.cluster_access.take();
+    let inherited = holdings.inherited_lease;
+    let cluster = match cluster::join(&args.cluster, &profile, endpoint, inherited, access).await {
         Ok(cluster) => cluster,
         Err(code) => return code,
     };

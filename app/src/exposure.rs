@@ -1,15 +1,18 @@
 //! What a start may expose, decided before any bind: where the token comes from, TLS
-//! from `--tls-cert`/`--tls-key`, and the refusals of an exposed gateway (no token,
-//! or plaintext off loopback). Only wiring: the rules are `gateway_domain::config`'s,
-//! the files are read by `gateway_adapters`.
+//! from `--tls-cert`/`--tls-key`, the refusals of an exposed gateway (no token, or
+//! plaintext off loopback), and how it is let into etcd (TLS files, password). Only
+//! wiring: the rules are `gateway_domain::config`'s, the files are read by
+//! `gateway_adapters`.
 
 use gateway_adapters::TlsTermination;
+use gateway_adapters::cluster::EtcdAccess;
 use gateway_adapters::token_file::resolve_token;
 use gateway_domain::config::{PLAINTEXT_WARNING, Transport, check_exposure, check_plaintext};
 use gateway_domain::token_source::{COMMAND_LINE_TOKEN_WARNING, TokenOrigin};
 use gateway_domain::{Endpoint, GatewayConfigError};
 
 use crate::cli::RunArgs;
+use crate::cluster_access;
 
 /// The security of a start that may go on.
 pub struct Exposure {
@@ -19,6 +22,9 @@ pub struct Exposure {
     pub tls: Option<TlsTermination>,
     /// How clients reach the port, for the warning of `--allow-plaintext`.
     pub transport: Transport,
+    /// TLS and the etcd user for the cluster lock, with `--cluster-etcd`: taken by
+    /// the cluster's wiring.
+    pub cluster_access: Option<EtcdAccess>,
 }
 
 impl Exposure {
@@ -46,7 +52,8 @@ impl Exposure {
 
 /// Reads the token and the TLS files, and refuses (the error's headline, exit 78) a
 /// start that would expose the gateway: off loopback without a token, then off
-/// loopback without TLS (unless `--allow-plaintext`), then TLS files it cannot use.
+/// loopback without TLS (unless `--allow-plaintext`), then TLS files it cannot use,
+/// then etcd's TLS files or password that cannot be had.
 pub fn check(args: &RunArgs) -> Result<Exposure, GatewayConfigError> {
     let (command_line, environment) = if args.token_on_command_line {
         (args.token.as_deref(), None)
@@ -66,9 +73,11 @@ pub fn check(args: &RunArgs) -> Result<Exposure, GatewayConfigError> {
     let tls = tls_files
         .map(|(cert, key)| TlsTermination::load(cert, key))
         .transpose()?;
+    let cluster_access = cluster_access::load(&args.cluster)?;
     Ok(Exposure {
         token,
         tls,
         transport,
+        cluster_access,
     })
 }

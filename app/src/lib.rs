@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod cluster_access;
 pub mod completions;
 pub mod daemon;
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gateway_domain::cluster::{
     Acquisition, AfterLoss, ClusterKey, ClusterLockError, HeldLock, HolderRecord, LeaseCustody,
-    LeaseId, LeaseWatch, Standing,
+    LeaseId, LeaseWatch, LockFault, Standing,
 };
 use gateway_domain::handoff::InheritedLease;
 use gateway_domain::ports::{Clock, ClusterLock, RoleBoard};
@@ -91,6 +91,9 @@ enum Loss {
     /// The engine no longer shows the key under our lease (deleted by hand, or
     /// found so after a suspend).
     NotConfirmed,
+    /// The engine refuses this gateway now (its user deleted, its role changed, its
+    /// certificate revoked): it can no longer vouch for the key, so it stops acting.
+    Refused(String),
 }
 
 impl std::fmt::Display for Loss {
@@ -99,6 +102,7 @@ impl std::fmt::Display for Loss {
             Self::Lapsed => "no keep-alive acknowledged for half the lease TTL",
             Self::Expired => "etcd says the lease has expired",
             Self::NotConfirmed => "etcd no longer shows the lock key under this lease",
+            Self::Refused(fault) => fault,
         })
     }
 }
@@ -210,6 +214,17 @@ impl LockMember {
                 key: self.settings.key.to_string(),
                 holder: holder.unwrap_or_else(unknown_holder),
             }),
+        }
+    }
+
+    /// A standby's start: one attempt, so that a free key is taken at once and a
+    /// configuration etcd refuses (credentials, certificates) refuses the start as
+    /// it does without `--standby`. A key held elsewhere or an unreachable etcd is
+    /// waited for by [`Membership::until_lost`].
+    pub async fn stand_by(&self) -> Result<(), ClusterLockError> {
+        match self.acquire_now().await {
+            Err(refused @ ClusterLockError::Unusable { .. }) => Err(refused),
+            Ok(()) | Err(_) => Ok(()),
         }
     }
 
@@ -334,13 +349,19 @@ impl LockMember {
                     {
                         Ok(true) => watch.acknowledged(now),
                         Ok(false) => return Loss::Expired,
+                        Err(fault @ LockFault::Unusable { .. }) => {
+                            return Loss::Refused(fault.to_string());
+                        }
                         Err(fault) => tracing::warn!("keep-alive failed: {fault}"),
                     }
                     // A live lease is not a held key: someone may have deleted it.
                     let remaining = watch.step_down_at().saturating_sub(now.boot);
                     match self.lock.confirm(key, held, interval.min(remaining)).await {
-                        Ok(true) | Err(_) => {}
+                        Ok(true) | Err(LockFault::Unreachable { .. }) => {}
                         Ok(false) => return Loss::NotConfirmed,
+                        Err(fault @ LockFault::Unusable { .. }) => {
+                            return Loss::Refused(fault.to_string());
+                        }
                     }
                 }
             }
@@ -394,7 +415,7 @@ fn unknown_holder() -> HolderRecord {
 mod tests {
     use super::*;
     use gateway_domain::ExitCode;
-    use gateway_domain::cluster::{LockFault, Reading, Role};
+    use gateway_domain::cluster::{Reading, Role};
     use mockall::mock;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -523,6 +544,47 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             reason: "connection refused".into(),
         }
+    }
+
+    fn refusal() -> LockFault {
+        LockFault::Unusable {
+            url: "https://127.0.0.1:1".into(),
+            reason: "etcdserver: permission denied".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_active_member_that_etcd_starts_refusing_steps_down_at_once() {
+        let mut lock = MockLock::new();
+        lock.expect_keep_alive().returning(|_, _| Ok(true));
+        lock.expect_confirm().returning(|_, _, _| Err(refusal()));
+        let clock = PausedClock::new();
+        let (membership, _board) = holding(lock, clock.clone());
+        let watch = membership.active().unwrap().1;
+
+        let loss = membership.hold(HELD, watch).await;
+
+        assert_eq!(loss, Loss::Refused(refusal().to_string()));
+        assert!(clock.origin.elapsed() < TTL / 2, "before the lease lapses");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_standby_start_is_refused_only_by_a_refusal_not_by_an_unreachable_etcd() {
+        let mut refusing = MockLock::new();
+        refusing
+            .expect_try_acquire()
+            .returning(|_, _, _| Err(refusal()));
+        let (member_refused, _) = member(true, refusing, PausedClock::new());
+        let error = member_refused.stand_by().await.unwrap_err();
+        assert_eq!(error.exit_code(), ExitCode::Refused);
+
+        let mut unreachable_lock = MockLock::new();
+        unreachable_lock
+            .expect_try_acquire()
+            .returning(|_, _, _| Err(unreachable()));
+        let (member_waiting, board) = member(true, unreachable_lock, PausedClock::new());
+        assert!(member_waiting.stand_by().await.is_ok());
+        assert_eq!(board.role(), Role::Standby);
     }
 
     /// A member that holds the lock from now on, and its board.

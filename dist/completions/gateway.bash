@@ -53,7 +53,7 @@ _gateway() {
 
     case "${cmd}" in
         gateway)
-            opts="-h -V --port --profile --dev --bind --state-dir --token --token-file --tls-cert --tls-key --allow-plaintext --allow-origin --max-connections --max-buffered-mb --shutdown-timeout --handoff-timeout --log-format --force --cluster-etcd --cluster-key --cluster-ttl --standby --help --version status stop restart completions help"
+            opts="-h -V --port --profile --dev --bind --state-dir --token --token-file --tls-cert --tls-key --allow-plaintext --allow-origin --max-connections --max-buffered-mb --shutdown-timeout --handoff-timeout --log-format --force --cluster-etcd --cluster-key --cluster-ttl --standby --cluster-ca --cluster-cert --cluster-cert-key --cluster-user --help --version status stop restart completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,6 +124,22 @@ _gateway() {
                     return 0
                     ;;
                 --cluster-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-cert-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_gateway_global_optspecs
-    string join \n port= profile= dev bind= state-dir= token= token-file= tls-cert= tls-key= allow-plaintext allow-origin= max-connections= max-buffered-mb= shutdown-timeout= handoff-timeout= log-format= force cluster-etcd= cluster-key= cluster-ttl= standby h/help V/version
+    string join \n port= profile= dev bind= state-dir= token= token-file= tls-cert= tls-key= allow-plaintext allow-origin= max-connections= max-buffered-mb= shutdown-timeout= handoff-timeout= log-format= force cluster-etcd= cluster-key= cluster-ttl= standby cluster-ca= cluster-cert= cluster-cert-key= cluster-user= h/help V/version
 end
 
 function __fish_gateway_needs_command
@@ -39,9 +39,13 @@ complete -c gateway -n "__fish_gateway_needs_command" -l shutdown-timeout -d 'Se
 complete -c gateway -n "__fish_gateway_needs_command" -l handoff-timeout -d 'Seconds a restart\'s new process has to serve before it is killed and this gateway serves on' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l log-format -d 'Log line format' -r -f -a "text\t''
 json\t''"
-complete -c gateway -n "__fish_gateway_needs_command" -l cluster-etcd -d 'etcd endpoints of the cluster lock (http://HOST:PORT, comma-separated): only one gateway per --cluster-key is active across hosts' -r
+complete -c gateway -n "__fish_gateway_needs_command" -l cluster-etcd -d 'etcd endpoints of the cluster lock (http://HOST:PORT or https://HOST:PORT, comma-separated, one scheme for all): only one gateway per --cluster-key is active across hosts' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l cluster-key -d 'The name the gateways compete for [default: the profile name]' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l cluster-ttl -d 'Seconds the cluster lock\'s lease lives without a keep-alive' -r
+complete -c gateway -n "__fish_gateway_needs_command" -l cluster-ca -d 'PEM CA certificate(s) that https:// etcd endpoints are verified against [default: the system\'s CA store]' -r -F
+complete -c gateway -n "__fish_gateway_needs_command" -l cluster-cert -d 'PEM client certificate (leaf first) presented to https:// etcd endpoints' -r -F
+complete -c gateway -n "__fish_gateway_needs_command" -l cluster-cert-key -d 'PEM private key of --cluster-cert; refused when readable by group or others' -r -F
+complete -c gateway -n "__fish_gateway_needs_command" -l cluster-user -d 'etcd user to authenticate as; its password comes from GATEWAY_CLUSTER_PASSWORD or the systemd credential gateway-cluster-password, never from a flag' -r
 complete -c gateway -n "__fish_gateway_needs_command" -l dev -d 'Profile `dev` on port 19001 (an alternative to --profile)'
 complete -c gateway -n "__fish_gateway_needs_command" -l allow-plaintext -d 'Serve plaintext off loopback, because a TLS proxy in front terminates TLS (one warning at start)'
 complete -c gateway -n "__fish_gateway_needs_command" -l force -d 'Take the port from whatever holds it (SIGTERM, then SIGKILL after 2 s)'

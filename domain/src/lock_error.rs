@@ -89,6 +89,9 @@ pub enum GatewayConfigError {
     /// The token's file (`--token-file`, the `gateway-token` credential) cannot give one.
     #[error(transparent)]
     TokenFile(#[from] crate::token_source::TokenFileError),
+    /// `--cluster-user` without a password that can be read.
+    #[error(transparent)]
+    ClusterPassword(#[from] crate::cluster::access::ClusterPasswordError),
 }
 
 impl GatewayConfigError {

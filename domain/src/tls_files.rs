@@ -10,6 +10,12 @@ pub enum TlsFileRole {
     Certificate,
     /// `--tls-key`: the private key of the leaf certificate.
     Key,
+    /// `--cluster-ca`: the CAs an `https://` etcd's certificate is verified against.
+    ClusterCa,
+    /// `--cluster-cert`: the client certificate presented to etcd, leaf first.
+    ClusterCertificate,
+    /// `--cluster-cert-key`: its private key (kept private like `--tls-key`).
+    ClusterKey,
 }
 
 impl fmt::Display for TlsFileRole {
@@ -17,6 +23,9 @@ impl fmt::Display for TlsFileRole {
         f.write_str(match self {
             Self::Certificate => "TLS certificate file",
             Self::Key => "TLS key file",
+            Self::ClusterCa => "etcd CA file",
+            Self::ClusterCertificate => "etcd client certificate file",
+            Self::ClusterKey => "etcd client key file",
         })
     }
 }

@@ -11,6 +11,7 @@ mod handoff;
 mod support;
 
 mod cluster;
+mod cluster_tls;
 mod http;
 mod lock;
 mod logging;

@@ -218,6 +218,61 @@ impl ErrorBody {
     }
 }
 
+/// How an error answer stands towards this gateway's access to etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The auth token is no longer good (expired, or the auth store changed since it
+    /// was issued): authenticate again and resend.
+    StaleToken,
+    /// etcd refuses this gateway: wrong user or password, a role without permission
+    /// on the key, no user where one is needed. Waiting will not change it.
+    Denied,
+}
+
+/// gRPC's `PERMISSION_DENIED` and `UNAUTHENTICATED`.
+const GRPC_PERMISSION_DENIED: i32 = 7;
+const GRPC_UNAUTHENTICATED: i32 = 16;
+
+impl ErrorBody {
+    /// Whether this error is about access rather than availability, from etcd's
+    /// messages (`etcdserver: ...`, the same in 3.4 and 3.5) and gRPC codes.
+    pub fn refusal(&self) -> Option<Refusal> {
+        let text = self.text();
+        let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
+        if says(&["invalid auth token", "revision of auth store is old"])
+            || self.code == GRPC_UNAUTHENTICATED
+        {
+            return Some(Refusal::StaleToken);
+        }
+        let denied = [
+            "authentication failed",
+            "permission denied",
+            "user name is empty",
+            "user name not found",
+            "authentication is not enabled",
+            // etcd 3.4+, to a client certificate with a CN on its JSON gateway while
+            // authentication is on (the CN would not be the user, as over gRPC).
+            "CommonName of client sending a request against gateway",
+        ];
+        (says(&denied) || self.code == GRPC_PERMISSION_DENIED).then_some(Refusal::Denied)
+    }
+}
+
+/// `AuthenticateRequest`: `POST /v3/auth/authenticate`. Never logged: it carries the
+/// password.
+#[derive(Serialize)]
+pub struct AuthenticateRequest<'a> {
+    pub name: &'a str,
+    pub password: &'a str,
+}
+
+/// `AuthenticateResponse`: the token for the `Authorization` header.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct AuthenticateResponse {
+    pub token: String,
+}
+
 /// `int64` as protobuf's JSON writes it (a string) and also as a number, which the
 /// gateway accepts and some proxies produce.
 mod int64 {
@@ -360,6 +415,32 @@ mod tests {
         )
         .unwrap();
         assert!(canceled.result.unwrap().canceled);
+    }
+
+    #[test]
+    fn access_errors_are_told_from_availability_errors() {
+        let error = |body: &str| serde_json::from_str::<ErrorBody>(body).unwrap();
+        let wrong_password = error(
+            r#"{"error":"etcdserver: authentication failed, invalid user ID or password","message":"etcdserver: authentication failed, invalid user ID or password","code":3}"#,
+        );
+        assert_eq!(wrong_password.refusal(), Some(Refusal::Denied));
+        let no_role = error(r#"{"message":"etcdserver: permission denied","code":7}"#);
+        assert_eq!(no_role.refusal(), Some(Refusal::Denied));
+        let no_user = error(r#"{"error":"etcdserver: user name is empty","code":3}"#);
+        assert_eq!(no_user.refusal(), Some(Refusal::Denied));
+        let expired = error(r#"{"message":"etcdserver: invalid auth token","code":3}"#);
+        assert_eq!(expired.refusal(), Some(Refusal::StaleToken));
+        let old = error(r#"{"error":"etcdserver: revision of auth store is old","code":3}"#);
+        assert_eq!(old.refusal(), Some(Refusal::StaleToken));
+        let common_name = ErrorBody {
+            message: "HTTP 400 Bad Request: CommonName of client sending a request against gateway will be ignored and not used as expected".into(),
+            ..ErrorBody::default()
+        };
+        assert_eq!(common_name.refusal(), Some(Refusal::Denied));
+        let no_leader = error(r#"{"code":14,"message":"etcdserver: no leader"}"#);
+        assert_eq!(no_leader.refusal(), None);
+        let lease = error(r#"{"message":"etcdserver: requested lease not found","code":5}"#);
+        assert_eq!(lease.refusal(), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use super::etcd_json::{
     LeaseRevokeResponse, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest,
     TxnResponse, WatchCreateRequest, WatchRequest, WatchResponse,
 };
-use super::etcd_transport::{Failure, Transport};
+use super::etcd_transport::{EtcdAccess, Failure, Transport};
 
 /// A client of one etcd cluster.
 pub struct EtcdClusterLock {
@@ -35,22 +35,34 @@ pub struct EtcdClusterLock {
 }
 
 impl EtcdClusterLock {
-    /// A client for `endpoints` (`http://host:port`). Connects lazily: an
-    /// unreachable cluster shows up at the first request, not here; a malformed
+    /// A client for `endpoints` (`http://host:port`, `https://host:port`), with
+    /// the TLS settings and etcd user of `access`. Connects lazily: an unreachable
+    /// or refusing cluster shows up at the first request, not here; a malformed
     /// endpoint does.
-    pub async fn connect(endpoints: &[String]) -> Result<Self, LockFault> {
+    pub async fn connect(endpoints: &[String], access: EtcdAccess) -> Result<Self, LockFault> {
         let url = endpoints.join(",");
-        let transport = Transport::new(endpoints).map_err(|reason| LockFault::Unreachable {
-            url: url.clone(),
-            reason,
-        })?;
+        let transport =
+            Transport::new(endpoints, access).map_err(|reason| LockFault::Unreachable {
+                url: url.clone(),
+                reason,
+            })?;
         Ok(Self { transport, url })
     }
 
+    /// A refusal (TLS, credentials, permissions) is `Unusable` at the endpoint that
+    /// refused; anything else `Unreachable` at the endpoints as configured.
     fn fault(&self, failure: &Failure) -> LockFault {
-        LockFault::Unreachable {
-            url: self.url.clone(),
-            reason: failure.reason(),
+        match failure {
+            Failure::Refused { endpoint, reason } | Failure::StaleToken { endpoint, reason } => {
+                LockFault::Unusable {
+                    url: endpoint.clone(),
+                    reason: reason.clone(),
+                }
+            }
+            Failure::Transport(_) | Failure::Etcd(_) => LockFault::Unreachable {
+                url: self.url.clone(),
+                reason: failure.reason(),
+            },
         }
     }
 

@@ -11,11 +11,17 @@ pub const VERSION_WITH_COMMIT: &str = env!("GATEWAY_VERSION_WITH_COMMIT");
 
 /// Environment variables read without a flag of their own (the others are named by
 /// their flags' `env`): name and meaning, for `--help` and the man page.
-pub const ENVIRONMENT_WITHOUT_FLAG: [(&str, &str); 4] = [
+pub const ENVIRONMENT_WITHOUT_FLAG: [(&str, &str); 5] = [
     (
         "CREDENTIALS_DIRECTORY",
         "Set by systemd (LoadCredential=): its gateway-token file gives the token, unless \
-         --token or --token-file does.",
+         --token or --token-file does; its gateway-cluster-password file gives the password \
+         of --cluster-user, before GATEWAY_CLUSTER_PASSWORD.",
+    ),
+    (
+        "GATEWAY_CLUSTER_PASSWORD",
+        "Password of --cluster-user (etcd), unless the credential gateway-cluster-password \
+         gives it. There is no flag: the command line is visible to every local user.",
     ),
     (
         "GATEWAY_LOG",
@@ -55,7 +61,8 @@ pub const EXIT_CODES: [(u8, &str); 8] = [
     ),
     (
         78,
-        "another gateway holds the port, the profile or the cluster key, or the configuration is refused (do not restart)",
+        "another gateway holds the port, the profile or the cluster key, the configuration is refused, \
+         or etcd refuses the gateway's credentials or certificates (do not restart)",
     ),
 ];
 

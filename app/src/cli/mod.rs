@@ -7,17 +7,18 @@ use std::path::PathBuf;
 
 use clap::parser::ValueSource;
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
-use gateway_domain::cluster::ClusterKey;
 use gateway_domain::config::{self, DEV_PROFILE};
 use gateway_domain::handoff;
 use gateway_domain::profile::{self, ProfileName};
 use gateway_domain::protocol;
 
+mod cluster_args;
 mod help;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use cluster_args::ClusterArgs;
 pub use help::{ENVIRONMENT_WITHOUT_FLAG, EXIT_CODES, VERSION_WITH_COMMIT, command, environment};
 use parse::*;
 
@@ -156,25 +157,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// etcd endpoints of the cluster lock (http://HOST:PORT, comma-separated): only
-    /// one gateway per --cluster-key is active across hosts.
-    #[arg(long, env = "GATEWAY_CLUSTER_ETCD", value_name = "URL[,URL]...",
-          value_delimiter = ',', value_parser = naming_its_variable(parse_etcd_url))]
-    pub cluster_etcd: Vec<String>,
-
-    /// The name the gateways compete for [default: the profile name].
-    #[arg(long, env = "GATEWAY_CLUSTER_KEY", requires = "cluster_etcd",
-          value_parser = naming_its_variable(parse_cluster_key))]
-    pub cluster_key: Option<ClusterKey>,
-
-    /// Seconds the cluster lock's lease lives without a keep-alive.
-    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "cluster_etcd",
-          value_parser = clap::value_parser!(u64).range(2..=3600))]
-    pub cluster_ttl: u64,
-
-    /// When another gateway is active, wait as a standby instead of exiting 78.
-    #[arg(long, requires = "cluster_etcd")]
-    pub standby: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +222,11 @@ impl Cli {
         let mut cli = Self::from_arg_matches_mut(&mut matches)
             .unwrap_or_else(|error| error.format(&mut command).exit());
         cli.run.token_on_command_line = token_on_command_line;
+        if let Err(message) = cli.run.cluster.check() {
+            command
+                .error(clap::error::ErrorKind::ArgumentConflict, message)
+                .exit();
+        }
         cli
     }
 }

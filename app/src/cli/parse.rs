@@ -69,19 +69,25 @@ pub(super) fn parse_origin(text: &str) -> Result<String, String> {
     gateway_domain::guards::parse_origin(text)
 }
 
-/// An etcd endpoint: `http://HOST:PORT` or `HOST:PORT` (no TLS in this build).
+/// An etcd endpoint: `https://HOST:PORT`, `http://HOST:PORT` or `HOST:PORT` (plain
+/// HTTP), normalised with its scheme.
 pub(super) fn parse_etcd_url(text: &str) -> Result<String, String> {
     let text = text.trim();
-    let rest = text.strip_prefix("http://").unwrap_or(text);
-    if text.starts_with("https://") {
-        return Err("https etcd endpoints are not supported by this build; use http://".into());
-    }
+    let (scheme, rest) = match text.split_once("://") {
+        Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
+        Some(_) => {
+            return Err(format!(
+                "\"{text}\" is not an etcd endpoint (use http:// or https://)"
+            ));
+        }
+        None => ("http", text),
+    };
     match rest.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
-            Ok(format!("http://{rest}"))
+            Ok(format!("{scheme}://{rest}"))
         }
         _ => Err(format!(
-            "\"{text}\" is not an etcd endpoint (http://HOST:PORT)"
+            "\"{text}\" is not an etcd endpoint (http://HOST:PORT or https://HOST:PORT)"
         )),
     }
 }

@@ -64,14 +64,55 @@ fn cluster_flags_name_endpoints_key_ttl_and_standby() {
         "--standby",
     ])
     .unwrap();
+    let cluster = cli.run.cluster;
     assert_eq!(
-        cli.run.cluster_etcd,
+        cluster.cluster_etcd,
         ["http://127.0.0.1:2379", "http://[::1]:2380"]
     );
-    assert_eq!(cli.run.cluster_key.unwrap().as_str(), "chat");
-    assert_eq!(cli.run.cluster_ttl, 4);
-    assert!(cli.run.standby);
-    assert!(parse(&[]).unwrap().run.cluster_etcd.is_empty());
+    assert_eq!(cluster.cluster_key.unwrap().as_str(), "chat");
+    assert_eq!(cluster.cluster_ttl, 4);
+    assert!(cluster.standby);
+    assert!(parse(&[]).unwrap().run.cluster.cluster_etcd.is_empty());
+}
+
+#[test]
+fn https_endpoints_take_a_ca_a_client_certificate_and_a_user() {
+    let cli = parse(&[
+        "--cluster-etcd",
+        "https://etcd-1:2379,https://10.0.0.6:2379",
+        "--cluster-ca",
+        "/etc/gateway/etcd-ca.pem",
+        "--cluster-cert",
+        "/etc/gateway/gw.pem",
+        "--cluster-cert-key",
+        "/etc/gateway/gw.key",
+        "--cluster-user",
+        "gw",
+    ])
+    .unwrap();
+    let cluster = cli.run.cluster;
+    assert_eq!(
+        cluster.cluster_etcd,
+        ["https://etcd-1:2379", "https://10.0.0.6:2379"]
+    );
+    assert_eq!(cluster.cluster_user.as_deref(), Some("gw"));
+    assert!(cluster.cluster_cert_key.is_some());
+    assert_eq!(cluster.check(), Ok(()));
+}
+
+#[test]
+fn mixed_schemes_and_tls_files_for_http_are_refused_after_parsing() {
+    let mixed = parse(&["--cluster-etcd", "https://a:2379,b:2379"]).unwrap();
+    assert!(mixed.run.cluster.check().unwrap_err().contains("mixes"));
+    let plain = parse(&["--cluster-etcd", "a:2379", "--cluster-ca", "/ca.pem"]).unwrap();
+    assert!(
+        plain
+            .run
+            .cluster
+            .check()
+            .unwrap_err()
+            .contains("need https://")
+    );
 }
 
 #[test]
@@ -98,7 +139,16 @@ fn bad_arguments_are_usage_errors_with_exit_2() {
         &["--max-buffered-mb", "0"],
         &["--max-buffered-mb", "lots"],
         &["--cluster-etcd", "etcd.example"],
-        &["--cluster-etcd", "https://127.0.0.1:2379"],
+        &["--cluster-etcd", "unix://127.0.0.1:2379"],
+        &["--cluster-ca", "/ca.pem"],
+        &["--cluster-user", "gw"],
+        &["--cluster-etcd", "https://a:1", "--cluster-cert", "/c.pem"],
+        &[
+            "--cluster-etcd",
+            "https://a:1",
+            "--cluster-cert-key",
+            "/c.key",
+        ],
         &["--cluster-etcd", "127.0.0.1:2379", "--cluster-key", "a/b"],
         &["--cluster-etcd", "127.0.0.1:2379", "--cluster-ttl", "1"],
         &["--standby"],

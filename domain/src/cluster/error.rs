@@ -20,6 +20,11 @@ pub enum ClusterLockError {
     #[error("cannot reach the cluster lock at {url}: {reason}")]
     Unreachable { url: String, reason: String },
 
+    /// The engine refuses this gateway (credentials, certificates): a configuration
+    /// to fix, not a wait.
+    #[error("cannot use the cluster lock at {url}: {reason}")]
+    Unusable { url: String, reason: String },
+
     /// A restart's successor found the lease it inherited gone (expired, or the key
     /// no longer under it): it must not act on it.
     #[error("the cluster lock for \"{key}\" was lost before it could be taken over")]
@@ -32,11 +37,12 @@ impl ClusterLockError {
         format!("GatewayLockError: {self}")
     }
 
-    /// Another gateway is active: final, do not restart (78). An unreachable engine
+    /// Another gateway is active, or the engine refuses this one's credentials or
+    /// certificates: final, do not restart (78). An unreachable engine
     /// may come back, and a lost lock may be had again: temporary (75).
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Self::HeldElsewhere { .. } => ExitCode::Refused,
+            Self::HeldElsewhere { .. } | Self::Unusable { .. } => ExitCode::Refused,
             Self::Unreachable { .. } | Self::Lost { .. } => ExitCode::PortHeld,
         }
     }
@@ -46,6 +52,7 @@ impl From<LockFault> for ClusterLockError {
     fn from(fault: LockFault) -> Self {
         match fault {
             LockFault::Unreachable { url, reason } => Self::Unreachable { url, reason },
+            LockFault::Unusable { url, reason } => Self::Unusable { url, reason },
         }
     }
 }
@@ -82,5 +89,18 @@ mod tests {
             "GatewayLockError: cannot reach the cluster lock at http://127.0.0.1:2379: connection refused"
         );
         assert_eq!(error.exit_code().code(), 75);
+    }
+
+    #[test]
+    fn refused_credentials_are_the_documented_line_and_exit_78() {
+        let error = ClusterLockError::from(LockFault::Unusable {
+            url: "https://127.0.0.1:2379".into(),
+            reason: "etcdserver: authentication failed, invalid user ID or password".into(),
+        });
+        assert_eq!(
+            error.headline(),
+            "GatewayLockError: cannot use the cluster lock at https://127.0.0.1:2379: etcdserver: authentication failed, invalid user ID or password"
+        );
+        assert_eq!(error.exit_code().code(), 78);
     }
 }

@@ -46,4 +46,10 @@ pub enum LockFault {
     /// configured, `reason` the error, for the line in docs/reference.md#cluster.
     #[error("cannot reach the cluster lock at {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// The engine answered, and refuses this gateway: its credentials (a wrong
+    /// password, a role that does not cover the key), its client certificate, or a
+    /// server certificate that does not verify. Waiting will not change it. `url`
+    /// names the endpoint that refused.
+    #[error("cannot use the cluster lock at {url}: {reason}")]
+    Unusable { url: String, reason: String },
 }

@@ -2,6 +2,7 @@
 //! engine such as etcd implements, the clock it is judged by, and the pure policy
 //! that decides who is active, when to step down, and how refusals are reported.
 
+pub mod access;
 pub mod clock;
 pub mod custody;
 pub mod error;

@@ -11,6 +11,12 @@ use crate::cluster::{Acquisition, ClusterKey, HeldLock, HolderRecord, LeaseId, L
 /// Safety rests on the engine: only one lease can own the key at a time, and the key
 /// disappears when its lease is revoked or expires (TTL after the last keep-alive
 /// the engine received).
+///
+/// Every method MUST tell a failure that waiting may cure ([`LockFault::Unreachable`]:
+/// no connection, no answer, no leader) from the engine refusing this client
+/// ([`LockFault::Unusable`]: credentials, permissions on the key, a certificate that
+/// does not verify or is not accepted), which the caller treats as a configuration
+/// error (exit 78 at start, a step-down once active).
 #[async_trait]
 pub trait ClusterLock: Send + Sync {
     /// Tries once to take `key` for `holder` under a new lease of `ttl`.
