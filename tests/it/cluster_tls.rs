@@ -187,6 +187,31 @@ fn a_wrong_password_exits_78_naming_the_endpoint_and_frees_the_port() {
 }
 
 #[test]
+fn without_cluster_user_an_etcd_with_authentication_on_is_refused_with_78_saying_so() {
+    let pki = Pki::new();
+    let Some(etcd) = secured_etcd(&pki, false, true) else {
+        return;
+    };
+    let ca = pki.ca_file();
+    let mut gateway = spawn(
+        &etcd.url(),
+        "secured",
+        &["--cluster-ca", ca.to_str().unwrap()],
+        None,
+    );
+    let (code, stderr) = refused(&mut gateway);
+    assert_eq!(code, Some(78), "{stderr}");
+    let line = first_line(&stderr);
+    assert!(
+        line.starts_with(&format!(
+            "GatewayLockError: cannot use the cluster lock at {}: ",
+            etcd.url()
+        )) && line.ends_with("(etcd has authentication on: give --cluster-user)"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_standby_with_a_wrong_password_exits_78_too_instead_of_waiting() {
     let pki = Pki::new();
     let Some(etcd) = secured_etcd(&pki, false, true) else {

@@ -31,6 +31,9 @@ use super::etcd_tls::EtcdTls;
 /// How long a TCP connection to one endpoint (and then its TLS handshake) may take
 /// before the next is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a failed request waits for its connection's own error (already there
+/// when the connection ended first, as it has when the request failed).
+const CONNECTION_END_PATIENCE: Duration = Duration::from_millis(100);
 /// No answer of the lock's is near this; a larger one is not etcd's.
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -67,6 +70,25 @@ impl Failure {
             other => other,
         }
     }
+
+    /// A refusal met without `--cluster-user`: etcd has authentication on and the
+    /// gateway came as nobody, which the line says, with what to do.
+    fn hinting_at_the_user(self) -> Self {
+        match self {
+            Self::Refused { endpoint, reason } if is_about_the_user(&reason) => Self::Refused {
+                endpoint,
+                reason: format!("{reason} (etcd has authentication on: give --cluster-user)"),
+            },
+            other => other,
+        }
+    }
+}
+
+/// Whether etcd refused for want of a user (rather than a certificate).
+fn is_about_the_user(reason: &str) -> bool {
+    ["permission denied", "user name is empty"]
+        .iter()
+        .any(|words| reason.contains(words))
 }
 
 /// The bytes of one connection, plain or TLS.
@@ -152,7 +174,7 @@ impl Transport {
             return self
                 .post_to_any(path, body, None)
                 .await
-                .map_err(Failure::settled);
+                .map_err(|failure| failure.settled().hinting_at_the_user());
         };
         let token = match user.token() {
             Some(token) => token,
@@ -244,8 +266,13 @@ impl Transport {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(stream)
             .await
             .map_err(|error| Unconnected::reached(error.to_string()))?;
+        // The connection's own error, for when the request only learns that it
+        // ended ("connection was not ready").
+        let (ended_tx, ended) = tokio::sync::oneshot::channel();
         let connection = ConnectionTask(tokio::spawn(async move {
-            let _ = connection.await;
+            if let Err(error) = connection.await {
+                let _ = ended_tx.send(error);
+            }
         }));
         let request = request(member, path, body, token);
         Ok(match sender.send_request(request).await {
@@ -256,14 +283,23 @@ impl Transport {
                 endpoint: member.url.clone(),
                 _connection: connection,
             }),
-            // TLS 1.3: a client certificate etcd rejects shows at the first read.
-            Err(error) => Err(match tls_refusal(&error) {
-                Some(reason) => Failure::Refused {
-                    endpoint: member.url.clone(),
-                    reason,
-                },
-                None => Failure::Transport(readable_hyper(&error)),
-            }),
+            // TLS 1.3: a client certificate etcd rejects (or one it asked for and
+            // did not get) shows as an alert at the first read after the handshake,
+            // which the request or the connection meets, whichever reads first.
+            Err(error) => {
+                let ended = tokio::time::timeout(CONNECTION_END_PATIENCE, ended).await;
+                let refusal = tls_refusal(&error).or_else(|| match &ended {
+                    Ok(Ok(ended)) => tls_refusal(ended),
+                    _ => None,
+                });
+                Err(match refusal {
+                    Some(reason) => Failure::Refused {
+                        endpoint: member.url.clone(),
+                        reason,
+                    },
+                    None => Failure::Transport(readable_hyper(&error)),
+                })
+            }
         })
     }
 
@@ -553,6 +589,22 @@ fn readable_hyper(error: &hyper::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_for_want_of_a_user_says_to_give_one_and_others_are_left_as_they_are() {
+        let refused = |reason: &str| Failure::Refused {
+            endpoint: "https://etcd:2379".into(),
+            reason: reason.into(),
+        };
+        assert_eq!(
+            refused("etcdserver: user name is empty").hinting_at_the_user(),
+            refused(
+                "etcdserver: user name is empty (etcd has authentication on: give --cluster-user)"
+            )
+        );
+        let certificate = refused("TLS: invalid peer certificate: UnknownIssuer");
+        assert_eq!(certificate.clone().hinting_at_the_user(), certificate);
+    }
 
     #[test]
     fn endpoints_are_http_or_https_urls_with_a_port() {
