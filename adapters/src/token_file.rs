@@ -69,11 +69,27 @@ pub fn resolve_cluster_password(user: &str) -> Result<String, ClusterPasswordErr
 }
 
 /// A credential's path when systemd passed one (`LoadCredential=NAME:...`):
-/// `$CREDENTIALS_DIRECTORY/NAME`, if that file exists.
+/// `$CREDENTIALS_DIRECTORY/NAME`, if that file exists and holds more than newlines.
 pub fn credential_path(name: &str) -> Option<PathBuf> {
-    let directory = std::env::var_os("CREDENTIALS_DIRECTORY")?;
-    let path = Path::new(&directory).join(name);
-    path.exists().then_some(path)
+    given_credential(Path::new(&std::env::var_os("CREDENTIALS_DIRECTORY")?), name)
+}
+
+/// `directory/name` when it holds something besides newlines. A newline alone is the
+/// shipped unit's `SetCredential=NAME:\n` default, which systemd writes when the
+/// file `LoadCredential=` names does not exist (it fails the start otherwise, and
+/// refuses an empty default): no credential given. A file that cannot be read is
+/// given, so that reading it names the problem.
+fn given_credential(directory: &Path, name: &str) -> Option<PathBuf> {
+    let path = directory.join(name);
+    let mut start = Vec::new();
+    match std::fs::File::open(&path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(_) => Some(path),
+        Ok(file) => match file.take(MAX_TOKEN_FILE).read_to_end(&mut start) {
+            Ok(_) if start.iter().all(|&byte| byte == b'\n' || byte == b'\r') => None,
+            _ => Some(path),
+        },
+    }
 }
 
 /// The token in `path`, its trailing newline dropped. MUST refuse a file that cannot
@@ -114,6 +130,23 @@ fn read_secret(path: &Path) -> Result<String, SecretProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_is_given_when_its_file_holds_more_than_newlines() {
+        let directory = std::env::temp_dir().join(format!("gateway-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        std::fs::write(directory.join("empty"), b"").unwrap();
+        std::fs::write(directory.join("newline"), b"\n").unwrap();
+        std::fs::write(directory.join("token"), b"s3cret\n").unwrap();
+        assert_eq!(given_credential(&directory, "absent"), None);
+        assert_eq!(given_credential(&directory, "empty"), None);
+        assert_eq!(given_credential(&directory, "newline"), None);
+        assert_eq!(
+            given_credential(&directory, "token"),
+            Some(directory.join("token"))
+        );
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
 
     #[test]
     fn a_missing_token_file_is_named_with_the_os_reason() {

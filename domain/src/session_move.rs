@@ -1,4 +1,4 @@
-//! Sessions move with the restart (contract section 6): the decisions of the session
+//! Sessions move with the restart (docs/reference.md#restart): the decisions of the session
 //! mover for one WebSocket session once the old process wants to move it, and the
 //! record of what moves with the session's connection. Pure: the caller feeds
 //! events (what the session did) and the clock's instants; nothing here waits.

@@ -1,4 +1,4 @@
-//! The cluster lock on a locked-down etcd (contract sections 7 and 8, on the real
+//! The cluster lock on a locked-down etcd (docs/reference.md#cluster and #tls, on the real
 //! binary): TLS on etcd's client URL with certificates from a private CA made here,
 //! authentication on with a user `gw` whose role reaches `/gateway/` only, and client
 //! certificates required. A refusal (credentials, permissions, certificates) exits 78

@@ -1,4 +1,4 @@
-//! Off loopback, safely (contract section 8), on the real binary: TLS on the one port
+//! Off loopback, safely (docs/reference.md#tls), on the real binary: TLS on the one port
 //! with certificates from a private CA made here (rcgen), the command line against a
 //! TLS gateway, every refusal, rotation by restart, and the token kept off the
 //! command line.
@@ -483,6 +483,26 @@ fn a_token_file_and_a_credential_give_the_token_and_keep_it_off_the_command_line
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (refused, _) = ws_connect(&url, tcp, Some("wrong"));
     assert_eq!(refused["error"]["code"], "unauthorized", "{refused}");
+}
+
+/// The shipped unit's `SetCredential=gateway-token:\n` default (systemd writes it when
+/// `/etc/gateway/PROFILE.token` does not exist): a credential of nothing but a newline
+/// is no token, and the next source, `GATEWAY_TOKEN`, applies.
+#[test]
+fn an_empty_credential_is_no_credential_and_the_variable_gives_the_token() {
+    let credentials = TempDir::new("credentials");
+    write_private(&credentials.path().join("gateway-token"), b"\n");
+    let port = free_port();
+    let mut gateway = Gateway::spawn_with(port, &[], |command| {
+        command
+            .env("CREDENTIALS_DIRECTORY", credentials.path())
+            .env("GATEWAY_TOKEN", "s3cret-variable");
+    });
+    gateway.wait_healthy();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (hello, _) = ws_connect(&url, tcp, Some("s3cret-variable"));
+    assert_eq!(hello["payload"]["type"], "hello-ok", "{hello}");
 }
 
 #[test]

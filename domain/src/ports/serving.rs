@@ -27,7 +27,7 @@ pub trait ServingGateway: Send + Sync {
     async fn close_websockets(&self, goodbye: Goodbye);
 
     /// After a handoff, once the listeners are released: every WebSocket session is
-    /// brought to its quiet point and passed to the successor (contract section 6,
+    /// brought to its quiet point and passed to the successor (docs/reference.md#restart,
     /// "Sessions move with the restart"); one that cannot move gets the
     /// `gateway restarting` goodbye. Resolves once no session is left. A gateway
     /// that cannot move sessions moves none.

@@ -1,4 +1,4 @@
-//! The old process's side of the move (contract section 6; docs/lock.md, "Sessions
+//! The old process's side of the move (docs/reference.md#restart; docs/lock.md, "Sessions
 //! move with the restart"): each connected session is brought to its quiet point and
 //! offered; the offers are passed in batches through the session channel, and a
 //! session the successor does not take says its goodbye here.

@@ -1,4 +1,4 @@
-//! The new process's side of the move (contract section 6; docs/lock.md, "Sessions
+//! The new process's side of the move (docs/reference.md#restart; docs/lock.md, "Sessions
 //! move with the restart"): receives the predecessor's sessions on the session
 //! channel and serves each one it acknowledged as if it had connected here.
 
