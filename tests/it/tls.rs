@@ -179,7 +179,11 @@ impl TlsGateway {
         let port = self.port;
         poll_until("the TLS gateway to serve", DEADLINE, || {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("gateway exited early with {status}");
+                let mut stderr = String::new();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                panic!("gateway exited early with {status}: {stderr}");
             }
             serving_pid(port, &client)
         });

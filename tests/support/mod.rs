@@ -22,12 +22,37 @@ pub fn gateway_bin() -> &'static str {
     env!("CARGO_BIN_EXE_gateway")
 }
 
-/// A port free on both 127.0.0.1 and [::1], taken from the OS.
+/// A port free now on both 127.0.0.1 and [::1], as the OS says when asked to bind
+/// it, from below the OS's ephemeral range. A port from `bind(0)` is in that range:
+/// between its release and the gateway's bind, any outgoing connection (the suite
+/// makes thousands) may take it as its local port, and the gateway meets EADDRINUSE.
+/// Candidates start at a place of this process's own and never repeat within it.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static TAKEN: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|&start| start > LOWEST + 1_000 && start <= 65_535)
+        .unwrap_or(32_768);
+    let span = ephemeral_start - LOWEST;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    let origin = std::process::id().wrapping_mul(7_919) ^ nanos;
     loop {
-        let v4 = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = v4.local_addr().unwrap().port();
-        if TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).is_ok() {
+        // A step coprime with the span walks all of it before repeating.
+        let n = TAKEN.fetch_add(1, Ordering::Relaxed);
+        let port = LOWEST + origin.wrapping_add(n.wrapping_mul(4_001)) % span;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if port == 18_789 || port == 19_001 {
+            continue;
+        }
+        let v4 = TcpListener::bind(("127.0.0.1", port));
+        if v4.is_ok() && TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).is_ok() {
             return port;
         }
     }
