@@ -52,10 +52,72 @@ impl PidReader {
         }
     }
 
+    /// The pid to kill for a successor still inside `spawn`: the one it told, else,
+    /// when it has not told it yet (forked, but held before its first instruction,
+    /// as a tracer can), this process's children that still run this process's own
+    /// program, i.e. have not reached `exec`.
+    pub fn pids_to_kill(&mut self) -> Vec<u32> {
+        match self.pid_now() {
+            Some(pid) => vec![pid],
+            None => own_children()
+                .into_iter()
+                .filter(|&pid| runs_this_program(pid))
+                .collect(),
+        }
+    }
+
     /// The child's pid; `None` when the spawn ended without a fork having written it.
     pub async fn pid(&mut self) -> Option<u32> {
         let mut bytes = [0u8; 4];
         self.receiver.read_exact(&mut bytes).await.ok()?;
         u32::try_from(i32::from_ne_bytes(bytes)).ok()
+    }
+}
+
+/// The children of every thread of this process, as the kernel lists them
+/// (`/proc/self/task/TID/children`; a fork made on a blocking thread is that thread's).
+fn own_children() -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Whether `pid` runs the same executable file as this process (a fork before `exec`).
+fn runs_this_program(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let file = |path: &str| std::fs::metadata(path).map(|m| (m.dev(), m.ino()));
+    match (file(&format!("/proc/{pid}/exe")), file("/proc/self/exe")) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_not_heard_from_is_among_this_process_s_children_and_runs_another_program_once_it_exec_d()
+     {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let listed = own_children();
+        let exec_d = runs_this_program(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(listed.contains(&child.id()), "{listed:?}");
+        assert!(!exec_d, "sleep is not this test binary");
+        assert!(runs_this_program(std::process::id()));
     }
 }

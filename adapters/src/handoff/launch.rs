@@ -288,9 +288,15 @@ impl ExecSuccessor {
                 let _ = child.start_kill();
             }
             // Still inside `spawn`: the pid it told is not yet reaped by anyone (only
-            // `spawn` would reap it, and only after a failed `exec`).
+            // `spawn` would reap it, and only after a failed `exec`). Not told yet:
+            // forked all the same, so found among this process's children.
             Start::Spawning(spawning) if !spawning.is_finished() => {
-                if let Some(pid) = self.pid.and_then(|pid| i32::try_from(pid).ok()) {
+                let pids = match (self.pid, self.pid_reader.as_mut()) {
+                    (Some(pid), _) => vec![pid],
+                    (None, Some(reader)) => reader.pids_to_kill(),
+                    (None, None) => Vec::new(),
+                };
+                for pid in pids.into_iter().filter_map(|pid| i32::try_from(pid).ok()) {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
                         nix::sys::signal::Signal::SIGKILL,
