@@ -156,9 +156,19 @@ fn a_gateway_at_its_connection_cap_is_still_known_as_a_gateway() {
     let idle: Vec<std::net::TcpStream> = (0..2)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
-    wait_until("the cap to be reached", || {
-        http_get(port, "/readyz").is_some_and(|r| r.status == 503)
-    });
+    // What /readyz said last, for the failure message: no answer at all and 200 (the
+    // idle connections dropped after the 10 s header deadline) fail differently.
+    let mut last = None;
+    let reached = std::time::Instant::now() + DEADLINE;
+    while last != Some(503) {
+        assert!(
+            std::time::Instant::now() < reached,
+            "the cap was never reached: /readyz said {last:?}; running: {}",
+            gateway.is_running()
+        );
+        last = http_get(port, "/readyz").map(|r| r.status);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let p = port.to_string();
     let (code, stdout, _) = run_cli(&["status", "--port", &p, "--json"]);
     assert_eq!(code, 0, "{stdout}");
