@@ -350,6 +350,10 @@ async fn main() {
         ),
     );
     print!("{markdown}");
+    // Sections this run does not write (`--fail-fast-only`'s, `--sessions-only`'s, ones
+    // written by hand) stay, after the ones it does.
+    let existing = std::fs::read_to_string(&options.out).unwrap_or_default();
+    let markdown = report::keeping_other_sections(&markdown, &existing);
     if let Err(error) = std::fs::write(&options.out, &markdown)
         .and_then(|()| std::fs::write(&gap_svg, report::restart_gap_svg(&ours, &theirs)))
         .and_then(|()| std::fs::write(&load_svg, report::restart_load_svg(&ours, &theirs)))

@@ -1084,9 +1084,57 @@ pub fn splice_tls_section(document: &str, section: &str) -> String {
     format!("{}{section}{separator}{rest}", &document[..start])
 }
 
+/// The `## ` sections of `document`, each from its heading to the next one.
+fn sections(document: &str) -> Vec<&str> {
+    let mut starts: Vec<usize> = document
+        .match_indices("\n## ")
+        .map(|(i, _)| i + 1)
+        .collect();
+    if document.starts_with("## ") {
+        starts.insert(0, 0);
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &start)| &document[start..starts.get(n + 1).copied().unwrap_or(document.len())])
+        .collect()
+}
+
+/// `generated`, then every `## ` section of `existing` (the report as it was) whose
+/// heading `generated` does not have: a full run replaces what it measures and keeps
+/// the sections written by hand or by a single-purpose run (`--fail-fast-only`...).
+pub fn keeping_other_sections(generated: &str, existing: &str) -> String {
+    let heading = |section: &str| section.lines().next().unwrap_or_default().to_owned();
+    let ours: Vec<String> = sections(generated).into_iter().map(heading).collect();
+    let kept: Vec<&str> = sections(existing)
+        .into_iter()
+        .filter(|section| !ours.contains(&heading(section)))
+        .map(|section| section.trim_end_matches('\n'))
+        .collect();
+    if kept.is_empty() {
+        return generated.to_owned();
+    }
+    format!(
+        "{}\n\n{}\n",
+        generated.trim_end_matches('\n'),
+        kept.join("\n\n")
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{TLS_HEADING, splice_tls_section};
+    use super::{TLS_HEADING, keeping_other_sections, splice_tls_section};
+
+    #[test]
+    fn a_full_run_keeps_the_sections_it_does_not_write() {
+        let existing = "# Benchmarks\n\nold intro\n\n## Measured\n\nold\n\n## By hand\n\nkept\n";
+        let generated = "# Benchmarks\n\nnew intro\n\n## Measured\n\nnew\n";
+        assert_eq!(
+            keeping_other_sections(generated, existing),
+            "# Benchmarks\n\nnew intro\n\n## Measured\n\nnew\n\n## By hand\n\nkept\n"
+        );
+        assert_eq!(keeping_other_sections(generated, ""), generated);
+    }
 
     #[test]
     fn the_tls_section_is_added_once_then_replaced_in_place() {
