@@ -388,6 +388,21 @@ fn the_systemd_credential_gives_the_password_before_the_variable() {
 }
 
 #[test]
+fn an_https_url_for_a_plain_etcd_exits_75_asking_whether_it_speaks_plain_http() {
+    let Some(etcd) = Etcd::start() else { return };
+    let url = etcd.url().replace("http://", "https://");
+    let mut gateway = spawn(&url, "plain", &[], None);
+    let (code, stderr) = refused(&mut gateway);
+    assert_eq!(code, Some(75), "{stderr}");
+    assert_eq!(
+        first_line(&stderr),
+        format!(
+            "GatewayLockError: cannot reach the cluster lock at {url}: closed during the TLS handshake (does this endpoint speak plain http://?)"
+        )
+    );
+}
+
+#[test]
 fn a_cluster_user_without_a_password_is_refused_before_the_bind() {
     let url = format!("https://127.0.0.1:{}", free_port());
     let mut gateway = spawn(&url, "secured", &["--cluster-user", "gw"], None);

@@ -328,7 +328,7 @@ impl Transport {
             Ok(Ok(stream)) => Ok(TokioIo::new(Box::new(stream))),
             Ok(Err(error)) => Err(match tls_refusal(&error) {
                 Some(reason) => Unconnected::refusing(reason),
-                None => Unconnected::reached(readable_io(&error)),
+                None => Unconnected::reached(handshake_failure(&error)),
             }),
             Err(_elapsed) => Err(Unconnected::reached(format!(
                 "no TLS handshake within {} ms",
@@ -552,6 +552,18 @@ fn tls_refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
+/// Why a TLS handshake got nowhere without a TLS error: a member that closes the
+/// connection at the ClientHello is most often one that speaks plain HTTP (etcd closes
+/// it so), which the reason suggests; it stays unreachable (75), since a member in
+/// trouble can do the same.
+fn handshake_failure(error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::UnexpectedEof {
+        "closed during the TLS handshake (does this endpoint speak plain http://?)".to_owned()
+    } else {
+        readable_io(error)
+    }
+}
+
 /// An I/O error as a short lower-case reason: "connection refused", not
 /// "Connection refused (os error 111)".
 fn readable_io(error: &std::io::Error) -> String {
@@ -604,6 +616,17 @@ mod tests {
         );
         let certificate = refused("TLS: invalid peer certificate: UnknownIssuer");
         assert_eq!(certificate.clone().hinting_at_the_user(), certificate);
+    }
+
+    #[test]
+    fn a_member_closing_at_the_client_hello_is_asked_whether_it_speaks_plain_http() {
+        let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "tls handshake eof");
+        assert_eq!(
+            handshake_failure(&eof),
+            "closed during the TLS handshake (does this endpoint speak plain http://?)"
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(handshake_failure(&refused), "connection refused");
     }
 
     #[test]
